@@ -1,0 +1,9 @@
+"""CLI for the benchmark stage (being built: see the open issue)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this stage's commands to the root app."""
