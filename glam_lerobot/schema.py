@@ -97,3 +97,25 @@ def mask_features(image_size: tuple[int, int], cameras: tuple[str, ...] = CAMERA
 def is_toolkit_column(key: str) -> bool:
     """True for columns LeRobot policies must not treat as inputs or outputs."""
     return not (key.startswith("observation.") or key.startswith("action"))
+
+
+# The stored `action` is absolute (joint position targets), as the robot takes it. A latent action describes a
+# transition, not a place, so the world model and the policies decode *relative* actions: joint targets minus
+# the current joint positions, with the gripper command kept absolute. These two functions are the only place
+# that conversion is written down.
+def relative_action(action, state, arms: int = 1):
+    """(..., 8*arms) absolute action and state -> relative action (joint deltas, absolute gripper)."""
+    rel = action.copy() if hasattr(action, "copy") else action.clone()
+    for a in range(arms):
+        joints = slice(a * STATE_DIM_PER_ARM, a * STATE_DIM_PER_ARM + ARM_JOINTS)
+        rel[..., joints] = action[..., joints] - state[..., joints]
+    return rel
+
+
+def absolute_action(relative, state, arms: int = 1):
+    """Inverse of `relative_action`, for the state the robot is in when the action is applied."""
+    out = relative.copy() if hasattr(relative, "copy") else relative.clone()
+    for a in range(arms):
+        joints = slice(a * STATE_DIM_PER_ARM, a * STATE_DIM_PER_ARM + ARM_JOINTS)
+        out[..., joints] = relative[..., joints] + state[..., joints]
+    return out
