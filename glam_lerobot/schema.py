@@ -23,7 +23,7 @@ STATE = "observation.state"  # float32 (8 * arms,), target robot only
 ACTION = "action"  # float32 (8 * arms,): joint position targets + gripper command in [0, 1] (1 = closed)
 
 # --- toolkit columns ---
-MASK = "mask.{camera}"  # lossless image (H, W, 1) uint8 in {0, 255}: the manipulated object(s)
+MASK = "mask.{camera}"  # lossless image (H, W, 3) uint8 in {0, 255}, 3 identical channels: the manipulated object(s)
 LATENT = "latent.action"  # float32 (d,): IDM posterior mean for the transition t -> t+1 (Eq. 7)
 LATENT_CHUNK = "latent.chunk"  # float32 (H * d,): latents t .. t+H-1 flattened, zero past the episode end
 LATENT_CHUNK_IS_PAD = "latent.chunk_is_pad"  # float32 (H,): 1 where the chunk runs past the episode end
@@ -87,9 +87,13 @@ def features(
 
 
 def mask_features(image_size: tuple[int, int], cameras: tuple[str, ...] = CAMERAS) -> dict[str, dict]:
+    # Three identical channels, not one: LeRobot 0.6.1 cannot store a (H, W, 1) uint8 image (add_frame's PNG writer
+    # takes single-channel images only as uint16/float32 depth, `datasets.Image` cannot encode (H, W, 1) arrays in
+    # add_features, and image stats are always computed on RGB). As RGB, masks write, read, get stats and merge
+    # with LeRobot's own tools, and PNG keeps them binary. Readers take channel 0.
     h, w = image_size
     return {
-        mask_key(cam): {"dtype": "image", "shape": (h, w, 1), "names": ["height", "width", "channels"]}
+        mask_key(cam): {"dtype": "image", "shape": (h, w, 3), "names": ["height", "width", "channels"]}
         for cam in cameras
     }
 
