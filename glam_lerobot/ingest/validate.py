@@ -1,0 +1,73 @@
+"""Checks on raw recordings, in the recordings' own terms (the file, the episode, the source field's name).
+
+The writer checks the canonical columns again; these checks run first so a user reads "robot0_eef_pos" or
+"/joint_states" in the error, not a column name they never wrote. Every check raises `EpisodeError`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from glam_lerobot.ingest.resample import first_decrease
+from glam_lerobot.writing import EpisodeError
+
+
+def finite(values: np.ndarray, file: Any, episode: Any, field: str) -> np.ndarray:
+    arr = np.asarray(values)
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+        t = int(np.argwhere((~np.isfinite(arr.reshape(len(arr), -1))).any(1))[0, 0])
+        raise EpisodeError(file, episode, field, f"NaN or infinite value at sample {t}")
+    return arr
+
+
+def monotonic(times: np.ndarray, file: Any, episode: Any, field: str) -> np.ndarray:
+    i = first_decrease(times)
+    if i is not None:
+        raise EpisodeError(
+            file, episode, field, f"timestamps go back in time at sample {i} ({times[i - 1]:.6f} s -> {times[i]:.6f} s)"
+        )
+    return times
+
+
+def same_length(lengths: dict[str, int], file: Any, episode: Any) -> int:
+    if len(set(lengths.values())) > 1:
+        ref = max(set(lengths.values()), key=list(lengths.values()).count)
+        odd = next(k for k, n in lengths.items() if n != ref)
+        raise EpisodeError(file, episode, odd, f"has {lengths[odd]} samples where the others have {ref}: {lengths}")
+    return next(iter(lengths.values()))
+
+
+def width(values: np.ndarray, expected: int, file: Any, episode: Any, field: str) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 2 or arr.shape[1] != expected:
+        raise EpisodeError(file, episode, field, f"shape {arr.shape}, expected (T, {expected})")
+    return arr
+
+
+def image_size(frames: np.ndarray, expected_hw: tuple[int, int], file: Any, episode: Any, field: str) -> np.ndarray:
+    """(T, H, W, 3) uint8 of the size every other episode of the dataset has."""
+    arr = np.asarray(frames)
+    if arr.ndim != 4 or arr.shape[3] != 3:
+        raise EpisodeError(file, episode, field, f"expected RGB frames (T, H, W, 3), got shape {arr.shape}")
+    if tuple(arr.shape[1:3]) != tuple(expected_hw):
+        raise EpisodeError(
+            file, episode, field,
+            f"frames are {arr.shape[1]}x{arr.shape[2]} but the dataset's are {expected_hw[0]}x{expected_hw[1]} "
+            "(pass --image-size HxW to resize every source to one size)",
+        )
+    if arr.dtype != np.uint8:
+        raise EpisodeError(file, episode, field, f"frames must be uint8, got {arr.dtype}")
+    return arr
+
+
+def as_problem(exc: EpisodeError) -> tuple[str, str]:
+    """(field, message) of an error, to keep in a job planned as bad."""
+    return exc.field, str(exc).split(f"field '{exc.field}': ", 1)[-1]
+
+
+def bad_job(job: dict) -> None:
+    """Jobs found bad while planning carry their error; producing them raises it, so --skip-bad lists them."""
+    if job.get("bad"):
+        raise EpisodeError(job["file"], job["episode"], job["bad"][0], job["bad"][1])
