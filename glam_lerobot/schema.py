@@ -25,6 +25,7 @@ ACTION = "action"  # float32 (8 * arms,): joint position targets + gripper comma
 # --- toolkit columns ---
 MASK = "mask.{camera}"  # lossless image (H, W, 3) uint8 in {0, 255}, 3 identical channels: the manipulated object(s)
 LATENT = "latent.action"  # float32 (d,): IDM posterior mean for the transition t -> t+1 (Eq. 7)
+LATENT_IS_PAD = "latent.is_pad"  # float32 (1,): 1 on an episode's last frame (no next frame: latent repeats t-1)
 LATENT_CHUNK = "latent.chunk"  # float32 (H * d,): latents t .. t+H-1 flattened, zero past the episode end
 LATENT_CHUNK_IS_PAD = "latent.chunk_is_pad"  # float32 (H,): 1 where the chunk runs past the episode end
 SOURCE = "mixture.source"  # int64 (1,): index into the mixture's list of datasets (meta/glam.json)
