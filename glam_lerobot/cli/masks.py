@@ -1,9 +1,131 @@
-"""CLI for the masks stage (being built: see the open issue)."""
+"""CLI for the masks stage: `glam-lerobot masks add` and `glam-lerobot masks score`. Parses, then calls
+glam_lerobot.masks (heavy imports happen inside the commands so --help stays fast)."""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
+
+masks_app = typer.Typer(
+    help="Object masks (GLAM-O): add one lossless mask column per camera as a new dataset revision, or score a "
+    "segmentation model against simulator ground truth.",
+    no_args_is_help=True,
+)
+
+ModelOpt = Annotated[Optional[str], typer.Option(
+    "--model", help="ultralytics weights: a local path or a name ultralytics resolves (yolo11n-seg.pt, "
+    "yoloe-11s-seg.pt, sam2_b.pt, sam3.pt, ...). A .yaml config builds an untrained model (plumbing tests only).")]
+PromptOpt = Annotated[Optional[str], typer.Option(
+    "--prompt", help="YOLOE / SAM 3: text prompt, comma-separated class names (default: the object names). "
+    "SAM / SAM 2: 'box:x1,y1,x2,y2' or 'point:x,y' in pixels of each episode's first frame.")]
+ObjectsOpt = Annotated[Optional[str], typer.Option(
+    "--objects", help="comma-separated objects to mask, e.g. cube,bowl (a name twice = two instances). Default: "
+    "the task's manipulated object(s) from meta/glam.json (lift/pick_place cube, knock_down bottle, "
+    "stack_two/stack_three all cubes).")]
+CamerasOpt = Annotated[Optional[str], typer.Option("--cameras", help="comma-separated cameras (default: all)")]
+BatchOpt = Annotated[int, typer.Option("--batch", help="frames per inference call")]
+ConfOpt = Annotated[float, typer.Option("--conf", help="detection confidence threshold")]
+DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="torch device (default: cuda:0 when present, else cpu)")]
+ImgszOpt = Annotated[Optional[int], typer.Option("--imgsz", help="inference size (default: the dataset's resolution)")]
+TrackerOpt = Annotated[str, typer.Option(
+    "--tracker", help="ultralytics tracker config for YOLO models (bytetrack.yaml, botsort.yaml), or 'none' to "
+    "associate detections by mask IoU only")]
+
+
+def _list(text: Optional[str]) -> Optional[list[str]]:
+    from glam_lerobot.masks.objects import parse_list
+
+    return parse_list(text)
+
+
+def add(
+    root: Annotated[Path, typer.Option("--root", help="the parent dataset (a local LeRobot dataset root)")],
+    backend: Annotated[str, typer.Option("--backend", help="ultralytics (camera frames) or groundtruth (MuJoCo "
+                                         "re-render from sim.qpos, datasets from `sim record`)")],
+    model: ModelOpt = None,
+    prompt: PromptOpt = None,
+    objects: ObjectsOpt = None,
+    revision: Annotated[Optional[str], typer.Option("--revision", help="name of the new revision "
+                                                    "(default masks-<backend>)")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", help="root of the new revision "
+                                                   "(default <root>@<revision> beside the parent)")] = None,
+    cameras: CamerasOpt = None,
+    batch: BatchOpt = 16,
+    conf: ConfOpt = 0.25,
+    device: DeviceOpt = None,
+    imgsz: ImgszOpt = None,
+    tracker: TrackerOpt = "bytetrack.yaml",
+) -> None:
+    """Add object-mask columns (mask.<camera>, lossless HxWx3 images in {0,255}) to a dataset as a NEW revision.
+
+    Reads ROOT (frames, or sim.qpos for ground truth); writes a new dataset root with the mask columns, their
+    stats, provenance in meta/glam.json (backend, model, prompt, objects, empty-frame counts) and a card. The
+    parent is not modified. Per-episode results are cached in <output>.masks-work/ so an interrupted run resumes.
+    """
+    from rich.console import Console
+
+    from glam_lerobot.masks.add import add_masks
+
+    summary = add_masks(
+        root, backend, model=model, prompt=prompt, objects=_list(objects), revision=revision, output=output,
+        cameras=_list(cameras), batch=batch, conf=conf, device=device, imgsz=imgsz,
+        tracker=None if tracker == "none" else tracker, command="glam-lerobot " + " ".join(sys.argv[1:]),
+    )
+    console = Console()
+    for line in summary.lines():
+        console.print(line)
+
+
+def score(
+    root: Annotated[list[Path], typer.Option("--root", help="dataset(s) with ground truth (mask columns or "
+                                             "sim.qpos); repeat for several tasks")],
+    model: Annotated[str, typer.Option("--model", help="ultralytics weights to score (path or name)")],
+    prompt: PromptOpt = None,
+    objects: ObjectsOpt = None,
+    gt_objects: Annotated[Optional[str], typer.Option("--gt-objects", help="simulator objects for the re-rendered "
+                                                      "truth (default: the task's)")] = None,
+    cameras: CamerasOpt = None,
+    episodes: Annotated[Optional[int], typer.Option("--episodes", help="score the first N episodes of each "
+                                                    "dataset (default all)")] = None,
+    panel: Annotated[Path, typer.Option("--panel", help="PNG panel of frames, predicted and true masks")] = Path(
+        "mask_scores.png"),
+    batch: BatchOpt = 16,
+    conf: ConfOpt = 0.25,
+    device: DeviceOpt = None,
+    imgsz: ImgszOpt = None,
+    tracker: TrackerOpt = "bytetrack.yaml",
+) -> None:
+    """Mask IoU of a segmentation model against ground truth, per task and camera.
+
+    Reads each ROOT (frames and ground truth); writes the PNG panel and, beside it, the scores as JSON.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from glam_lerobot.masks.score import score_masks
+
+    rows = score_masks(root, model, prompt=prompt, objects=_list(objects), gt_objects=_list(gt_objects),
+                       cameras=_list(cameras), max_episodes=episodes, panel=panel, batch=batch, conf=conf,
+                       device=device, imgsz=imgsz, tracker=None if tracker == "none" else tracker)
+    table = Table(title=f"mask IoU of {model}")
+    for col in ("task", "camera", "frames", "mean IoU", "pred empty", "true empty", "truth"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r["task"]), r["camera"], str(r["frames"]), f"{r['mean_iou']:.3f}", str(r["pred_empty"]),
+                      str(r["true_empty"]), r["truth"])
+    console = Console()
+    console.print(table)
+    scores = panel.with_suffix(".json")
+    scores.write_text(json.dumps(rows, indent=2))
+    console.print(f"panel: {panel}\nscores: {scores}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
+    masks_app.command("add")(add)
+    masks_app.command("score")(score)
+    app.add_typer(masks_app, name="masks")
