@@ -1,0 +1,236 @@
+"""GLAM: the grounded latent-action world model (paper section 3.1, Eq. 3-6, Appendix E) and its loss.
+
+Two generative models share one latent action z (prior N(0, I)):
+- heterogeneous (every source, observations only): image encoder q_psi(y|o), IDM q_phi(z|x_t, x_t+1), shared
+  forward model p_theta(x_t+1|x_t, z), image decoder p_psi(o|y); latent state x = (y, ee_pose).
+- target (target robot only): action encoder q_eta(z|s, a), proprio forward p(s_t+1|s_t, z), action decoder p(a|z).
+The asymmetric KL(q_phi || stopgrad(q_eta)) on target transitions binds them (Eq. 5).
+
+Appendix E simplifications, all followed: no KL on the latent state; the transition NLL is a deterministic
+next-state MSE through the shared forward model, for z drawn from BOTH posteriors; KL-to-prior weight 1e-3 on
+both posteriors; lambda = 1.
+
+Choices the paper leaves open (written down here once):
+- cameras are stacked on the channel axis and encoded together into one y (d_o = 128);
+- every MSE is a mean over its dimensions, every KL a sum over the latent dimensions (so the 1e-3 weight
+  means the same thing for d = 8 and d = 16), target-only terms are means over the target rows of a batch;
+- the next-state target x_t+1 is detached: with a deterministic encoder and no latent-state KL, the encoder
+  could otherwise shrink y to make the forward MSE vanish; the image reconstruction trains the encoder;
+- actions inside the model are relative (schema.relative_action) and every numeric input is standardised
+  with statistics of the training mixture, stored with the weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from glam_lerobot import schema
+from glam_lerobot.world_model.modules import (
+    MLP,
+    ConvDecoder,
+    ConvEncoder,
+    ForwardModel,
+    GaussianHead,
+    ResMLP,
+    kl_gaussians,
+    kl_to_standard_normal,
+    sample,
+)
+
+
+@dataclass
+class GLAMConfig:
+    input: str = "rgb"  # "rgb" (GLAM) or "masks" (GLAM-O)
+    cameras: tuple[str, ...] = schema.CAMERAS
+    image_size: int = 64
+    arms: int = 1
+    latent_dim: int = 8  # d (16 for stack_three)
+    feature_dim: int = 128  # d_o
+    conv_width: int = 32
+    mlp_width: int = 256
+    kl_weight: float = 1e-3
+    align_weight: float = 1.0  # lambda; 0 is the ablation without the alignment term
+    model: str = "glam"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def channels_per_camera(self) -> int:
+        return 3 if self.input == "rgb" else 1
+
+    @property
+    def in_channels(self) -> int:
+        return self.channels_per_camera * len(self.cameras)
+
+    @property
+    def pose_dim(self) -> int:
+        return schema.EE_POSE_DIM_PER_ARM * self.arms
+
+    @property
+    def state_dim(self) -> int:
+        return schema.STATE_DIM_PER_ARM * self.arms
+
+    def image_keys(self) -> list[str]:
+        """The dataset column read for each camera (RGB video or the object mask)."""
+        key = schema.image_key if self.input == "rgb" else schema.mask_key
+        return [key(cam) for cam in self.cameras]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["cameras"] = list(self.cameras)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GLAMConfig:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        known["cameras"] = tuple(known.get("cameras", schema.CAMERAS))
+        return cls(**known)
+
+
+# Normalisation statistics kept as buffers, so they travel inside model.safetensors.
+STAT_NAMES = ("ee_pose", "state", "action")
+
+
+class GLAM(nn.Module):
+    def __init__(self, config: GLAMConfig):
+        super().__init__()
+        if config.input not in ("rgb", "masks"):
+            raise ValueError(f"input must be 'rgb' or 'masks', got {config.input!r}")
+        self.config = c = config
+        d, w = c.latent_dim, c.mlp_width
+        x_dim = c.feature_dim + c.pose_dim
+        self.encoder = ConvEncoder(c.in_channels, c.image_size, c.feature_dim, c.conv_width)
+        self.decoder = ConvDecoder(c.in_channels, c.image_size, c.feature_dim, c.conv_width)
+        self.idm = GaussianHead(2 * x_dim, d, blocks=5, width=w)
+        self.action_encoder = GaussianHead(2 * c.state_dim, d, blocks=5, width=w)
+        self.forward_model = ForwardModel(c.feature_dim, c.pose_dim, d, blocks=4, width=w)
+        self.proprio_forward = _ProprioForward(c.state_dim, d, w)
+        self.action_decoder = MLP(d, c.state_dim, layers=4, width=w)
+        for name, dim in (("ee_pose", c.pose_dim), ("state", c.state_dim), ("action", c.state_dim)):
+            self.register_buffer(f"{name}_mean", torch.zeros(dim))
+            self.register_buffer(f"{name}_std", torch.ones(dim))
+
+    # ---- normalisation ---------------------------------------------------------------------------------------
+    def set_stats(self, stats: dict[str, dict[str, torch.Tensor]]) -> None:
+        """stats[name] = {"mean", "std"} for ee_pose, state and the *relative* action."""
+        for name in STAT_NAMES:
+            if name in stats:
+                getattr(self, f"{name}_mean").copy_(torch.as_tensor(stats[name]["mean"]))
+                std = torch.as_tensor(stats[name]["std"]).clamp_min(1e-3)  # constant dims stay finite
+                getattr(self, f"{name}_std").copy_(std)
+
+    def _norm(self, name: str, v: torch.Tensor) -> torch.Tensor:
+        return (v - getattr(self, f"{name}_mean")) / getattr(self, f"{name}_std")
+
+    def _denorm(self, name: str, v: torch.Tensor) -> torch.Tensor:
+        return v * getattr(self, f"{name}_std") + getattr(self, f"{name}_mean")
+
+    # ---- the posteriors and decoders -------------------------------------------------------------------------
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) uint8 (cameras stacked on C) -> visual feature y (B, d_o)."""
+        return self.encoder(images.float() / 255.0)
+
+    def latent_state(self, images: torch.Tensor, ee_pose: torch.Tensor) -> torch.Tensor:
+        """x = (y, normalised ee pose)."""
+        return torch.cat([self.encode_images(images), self._norm("ee_pose", ee_pose)], dim=-1)
+
+    def idm_posterior(self, x_t: torch.Tensor, x_next: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.idm(torch.cat([x_t, x_next], dim=-1))
+
+    def action_posterior(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q_eta(z | s, a) from the absolute stored action (converted to relative here)."""
+        rel = schema.relative_action(action, state, self.config.arms)
+        return self.action_encoder(torch.cat([self._norm("state", state), self._norm("action", rel)], dim=-1))
+
+    def decode_action(self, z: torch.Tensor) -> torch.Tensor:
+        """p(a | z) mean: the *relative* action in robot units (use schema.absolute_action to execute it)."""
+        return self._denorm("action", self.action_decoder(z))
+
+    def predict_state(self, state: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Proprio forward model: s_t+1 predicted from s_t and z, in robot units."""
+        s = self._norm("state", state)
+        return self._denorm("state", s + self.proprio_forward(s, z))
+
+    @torch.no_grad()
+    def infer_latents(self, images_t, ee_t, images_next, ee_next) -> torch.Tensor:
+        """Eq. 7: the IDM posterior mean for each transition (what relabel writes)."""
+        mean, _ = self.idm_posterior(self.latent_state(images_t, ee_t), self.latent_state(images_next, ee_next))
+        return mean
+
+    # ---- Eq. 6 with the Appendix E simplifications -----------------------------------------------------------
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """The training loss (forward() so that accelerate's DDP wrapper sees the call)."""
+        return self.loss(batch)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """batch: images_t / images_next (B, C, H, W) uint8, ee_t / ee_next (B, P), state_t / state_next /
+        action (B, S) (zeros on auxiliary rows), is_target (B,) in {0, 1}."""
+        c = self.config
+        images = torch.cat([batch["images_t"], batch["images_next"]])
+        pixels = images.float() / 255.0
+        y = self.encoder(pixels)
+        recon = F.mse_loss(torch.sigmoid(self.decoder(y)), pixels)
+
+        b = batch["images_t"].shape[0]
+        x_t = torch.cat([y[:b], self._norm("ee_pose", batch["ee_t"])], dim=-1)
+        x_next = torch.cat([y[b:], self._norm("ee_pose", batch["ee_next"])], dim=-1)
+        target_next = x_next.detach()
+
+        mean_i, logvar_i = self.idm_posterior(x_t, x_next)
+        z_i = sample(mean_i, logvar_i)
+        forward_idm = (self.forward_model(x_t, z_i) - target_next).pow(2).mean(-1).mean()
+        kl_idm = kl_to_standard_normal(mean_i, logvar_i).mean()
+
+        tgt = batch["is_target"].float()
+        n_tgt = tgt.sum().clamp_min(1.0)
+
+        def target_mean(per_row: torch.Tensor) -> torch.Tensor:
+            return (per_row * tgt).sum() / n_tgt
+
+        state, state_next = batch["state_t"], batch["state_next"]
+        mean_e, logvar_e = self.action_posterior(state, batch["action"])
+        z_e = sample(mean_e, logvar_e)
+        forward_enc = target_mean((self.forward_model(x_t, z_e) - target_next).pow(2).mean(-1))
+        s_norm, s_next_norm = self._norm("state", state), self._norm("state", state_next)
+        proprio = target_mean((s_norm + self.proprio_forward(s_norm, z_e) - s_next_norm).pow(2).mean(-1))
+        rel = self._norm("action", schema.relative_action(batch["action"], state, c.arms))
+        action = target_mean((self.action_decoder(z_e) - rel).pow(2).mean(-1))
+        kl_enc = target_mean(kl_to_standard_normal(mean_e, logvar_e))
+        # Eq. 5: the IDM is pulled toward the action encoder, never the other way round.
+        align = target_mean(kl_gaussians(mean_i, logvar_i, mean_e.detach(), logvar_e.detach()))
+
+        total = (
+            recon
+            + forward_idm
+            + forward_enc
+            + proprio
+            + action
+            + c.kl_weight * (kl_idm + kl_enc)
+            + c.align_weight * align
+        )
+        terms = {
+            "loss": total,
+            "recon": recon,
+            "forward_idm": forward_idm,
+            "forward_enc": forward_enc,
+            "proprio": proprio,
+            "action": action,
+            "kl_idm": kl_idm,
+            "kl_enc": kl_enc,
+            "align": align,
+        }
+        return total, {k: float(v.detach()) for k, v in terms.items()}
+
+
+class _ProprioForward(nn.Module):
+    """p(s_t+1 | s_t, z): 5 ResMLP / 256 predicting the (normalised) state change."""
+
+    def __init__(self, state_dim: int, latent_dim: int, width: int):
+        super().__init__()
+        self.net = ResMLP(state_dim + latent_dim, state_dim, blocks=5, width=width)
+
+    def forward(self, s: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([s, z], dim=-1))

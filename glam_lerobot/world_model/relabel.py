@@ -1,0 +1,261 @@
+"""Relabel every transition of a mixture with GLAM latent actions (Eq. 7), as new revisions and one merged dataset.
+
+    relabel(world_model_dir, mixture, output) -> RelabelSummary
+
+1. Latents. For every frame t of every dataset, `latent.action` = the IDM posterior mean mu_phi(x_t, x_t+1).
+   Episode ends are explicit: the last frame of an episode has no next frame, so its latent repeats the one
+   before it (a policy that asks at the last frame gets the latest motion, not a made-up one) and
+   `latent.is_pad` = 1 marks it; a one-frame episode gets a zero latent, also marked.
+2. Revisions. Each dataset gets a new revision `<output>/datasets/<name>@<revision>` = parent + those two
+   columns (glam_lerobot.revisions.add_columns: LeRobot's add_features, videos copied byte for byte), whose
+   meta/glam.json records the world model (path, Hub repo/revision when known, sha256 of its weights). The
+   parent is only read.
+3. Merged mixture dataset `<output>/mixture`: every frame of every dataset in one LeRobot dataset that stock
+   `lerobot-train --policy.type=glam_mip` trains on. Cameras renamed per the mixture; auxiliary frames carry
+   zero `observation.state` / `action` and `mixture.action_is_real` = 0; `mixture.source` indexes the sources
+   listed in its meta/glam.json. `latent.chunk` at frame t holds latents t .. t+H-1 of the same episode
+   (flattened, H = 20) and `latent.chunk_is_pad` marks positions past the episode end or on its last frame
+   (whose latent is a repeat, not a transition); padded positions past the end are zero.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from glam_lerobot import provenance, schema
+from glam_lerobot.world_model import checkpoint as ckpt
+from glam_lerobot.world_model import data as wm_data
+from glam_lerobot.world_model import frames as frame_cache
+
+HORIZON = 20
+
+
+@dataclass
+class RelabelSummary:
+    revisions: dict[str, Path] = field(default_factory=dict)  # repo_id -> new revision root
+    merged: Path | None = None
+    transitions: int = 0
+    frames: int = 0
+    infer_seconds: float = 0.0
+    seconds: float = 0.0
+
+    def lines(self) -> list[str]:
+        out = [f"relabelled {self.transitions} transitions ({self.frames} frames) in {self.infer_seconds:.1f} s "
+               f"of inference ({self.transitions / max(self.infer_seconds, 1e-9):.0f} transitions/s)"]
+        out += [f"  new revision of {k}: {v}" for k, v in self.revisions.items()]
+        if self.merged:
+            out.append(f"  merged mixture dataset: {self.merged}")
+        out.append(f"total {self.seconds:.1f} s")
+        return out
+
+
+@torch.no_grad()
+def infer_source_latents(model, source: wm_data.Source, batch_size: int = 256,
+                         device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """(latents (N, d) float32, is_pad (N,) float32) for every frame of one source (see the module docstring)."""
+    c = model.config
+    n, d = len(source), c.latent_dim
+    latents = np.zeros((n, d), np.float32)
+    is_pad = np.ones(n, np.float32)
+    rows = source.transition_rows()
+    for i in range(0, len(rows), batch_size):
+        r = rows[i : i + batch_size]
+        both = wm_data.gather_images(source, np.concatenate([r, r + 1]), c.cameras, c.input, c.image_size)
+        both = both.to(device)
+        ee = torch.from_numpy(source.ee_pose[np.concatenate([r, r + 1])]).to(device)
+        z = model.infer_latents(both[: len(r)], ee[: len(r)], both[len(r) :], ee[len(r) :])
+        latents[r] = z.float().cpu().numpy()
+        is_pad[r] = 0.0
+    for _, start, end in source.episode_bounds():
+        if end - start >= 2:  # the last frame repeats the previous latent
+            latents[end - 1] = latents[end - 2]
+    return latents, is_pad
+
+
+def latent_chunks(latents: np.ndarray, is_pad: np.ndarray, episode_index: np.ndarray,
+                  horizon: int = HORIZON) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame t: latents t .. t+H-1 of the same episode, flattened (N, H*d), and the pad mask (N, H)."""
+    n, d = latents.shape
+    chunk = np.zeros((n, horizon, d), np.float32)
+    pad = np.ones((n, horizon), np.float32)
+    starts = np.flatnonzero(np.r_[True, episode_index[1:] != episode_index[:-1]])
+    ends = np.r_[starts[1:], n]
+    for s, e in zip(starts, ends):
+        for t in range(s, e):
+            k = min(horizon, e - t)
+            chunk[t, :k] = latents[t : t + k]
+            pad[t, :k] = is_pad[t : t + k]
+    return chunk.reshape(n, horizon * d), pad
+
+
+def latent_features(latent_dim: int) -> dict[str, dict]:
+    return {
+        schema.LATENT: {"dtype": "float32", "shape": (latent_dim,), "names": [f"z{i}" for i in range(latent_dim)]},
+        schema.LATENT_IS_PAD: {"dtype": "float32", "shape": (1,), "names": None},
+    }
+
+
+def relabel(world_model: Path | str, mixture, output: Path | str, *, revision: str | None = None,
+            horizon: int = HORIZON, batch_size: int = 256, merged: bool = True, workers: int = 1,
+            progress: bool = True, command: str = "glam-lerobot relabel", sources: list | None = None
+            ) -> RelabelSummary:
+    from rich.progress import Progress
+
+    from glam_lerobot.revisions import add_columns
+
+    t0 = time.perf_counter()
+    output = Path(output)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, config = ckpt.load_world_model(world_model, device)
+    wm_id = ckpt.identity(world_model)
+    revision = revision or f"glam-latents-{wm_id['sha256'][:8]}"
+    if sources is None:
+        sources = wm_data.load_mixture_sources(mixture, model.config.input, progress=progress)
+    missing = [c for c in model.config.cameras if any(c not in s.images for s in sources)]
+    if missing:
+        raise ValueError(f"the world model reads cameras {list(model.config.cameras)}, but some datasets lack {missing}")
+    planned = [output / "datasets" / f"{s.name.split('/')[-1]}@{revision}" for s in sources]
+    for p in planned + ([output / "mixture"] if merged else []):
+        if p.exists():
+            raise FileExistsError(f"{p} already exists; choose another --output or --revision")
+
+    summary = RelabelSummary()
+    results = []
+    with Progress(disable=not progress) as bar:
+        task = bar.add_task("relabel", total=sum(len(s) for s in sources))
+        for s in sources:
+            t = time.perf_counter()
+            latents, is_pad = infer_source_latents(model, s, batch_size, device)
+            summary.infer_seconds += time.perf_counter() - t
+            summary.transitions += int((is_pad == 0).sum())
+            summary.frames += len(s)
+            results.append((latents, is_pad))
+            bar.update(task, advance=len(s))
+
+    feats = latent_features(model.config.latent_dim)
+    model_name = wm_id["repo_id"] or wm_id["path"]
+    details = {"model": f"{model_name} (sha256 {wm_id['sha256'][:12]})", "world_model": wm_id, "episode_end": "last frame repeats the previous latent, latent.is_pad = 1",
+               "mixture": mixture.name if mixture is not None else None}
+    for s, (latents, is_pad), root in zip(sources, results, planned):
+        cols = {schema.LATENT: (latents, feats[schema.LATENT]),
+                schema.LATENT_IS_PAD: (is_pad[:, None], feats[schema.LATENT_IS_PAD])}
+        summary.revisions[s.name] = add_columns(s.root, cols, revision=revision, command=command, details=details,
+                                                output_root=root)
+    if merged:
+        summary.merged = write_merged(output / "mixture", mixture, sources, results, wm_id, revision, horizon,
+                                      summary.revisions, workers=workers)
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+# ---- the merged mixture dataset --------------------------------------------------------------------------------
+
+def merged_features(sources: list[wm_data.Source], latent_dim: int, horizon: int, image_size: int,
+                    arms: int) -> dict[str, dict]:
+    cams = tuple(c for c in schema.CAMERAS if all(schema.image_key(c) in _rgb(s) for s in sources))
+    feats = schema.features(arms=arms, image_size=(image_size, image_size), cameras=cams, robot=True)
+    feats.update(latent_features(latent_dim))
+    feats[schema.LATENT_CHUNK] = {"dtype": "float32", "shape": (horizon * latent_dim,), "names": None}
+    feats[schema.LATENT_CHUNK_IS_PAD] = {"dtype": "float32", "shape": (horizon,), "names": None}
+    feats[schema.SOURCE] = {"dtype": "int64", "shape": (1,), "names": None}
+    feats[schema.ACTION_IS_REAL] = {"dtype": "float32", "shape": (1,), "names": None}
+    return feats
+
+
+def _rgb(source: wm_data.Source) -> dict[str, str]:
+    """canonical RGB column -> the dataset's own column (renames applied)."""
+    cols = frame_cache.camera_columns(source.info, "rgb", source.camera_map)
+    return {schema.image_key(cam): col for cam, col in cols.items()}
+
+
+def _episode_tasks(root: Path) -> dict[int, str]:
+    eps = frame_cache.read_episodes(root)
+    return {int(e): (list(t)[0] if len(t) else "") for e, t in zip(eps["episode_index"], eps["tasks"])}
+
+
+def write_merged(root: Path, mixture, sources: list[wm_data.Source], results, wm_id: dict, revision: str,
+                 horizon: int, revisions: dict[str, Path], workers: int = 1) -> Path:
+    from glam_lerobot.writing import write_dataset
+
+    root = Path(root)
+    work = root.with_name(root.name + ".arrays")
+    work.mkdir(parents=True, exist_ok=True)
+    first = sources[0]
+    arms = first.ee_pose.shape[1] // schema.EE_POSE_DIM_PER_ARM
+    size = int(next(iter(first.images.values())).shape[1])
+    d = results[0][0].shape[1]
+    feats = merged_features(sources, d, horizon, size, arms)
+    cams = [k for k in feats if feats[k]["dtype"] == "video"]
+    jobs = []
+    for i, (s, (latents, is_pad)) in enumerate(zip(sources, results)):
+        chunk, chunk_pad = latent_chunks(latents, is_pad, s.episode_index, horizon)
+        arrays = work / f"source-{i:03d}.npz"
+        np.savez(arrays, latents=latents, is_pad=is_pad, chunk=chunk, chunk_pad=chunk_pad, ee=s.ee_pose,
+                 state=s.state if s.state is not None else np.zeros((len(s), schema.STATE_DIM_PER_ARM * arms), np.float32),
+                 action=s.action if s.action is not None else np.zeros((len(s), schema.STATE_DIM_PER_ARM * arms), np.float32))
+        own = _rgb(s)
+        for key in cams:  # RGB is decoded into the cache here even when the world model read masks
+            frame_cache.cached_frames(s.root, own[key], progress=False)
+        frames = {key: str(_cache_path(s.root, own[key])) for key in cams}
+        tasks = _episode_tasks(s.root)
+        for ep, start, end in s.episode_bounds():
+            jobs.append({"file": str(s.root), "episode": ep, "source": i, "arrays": str(arrays), "rows": [start, end],
+                         "frames": frames, "image_size": size, "robot": s.is_target, "task": tasks.get(ep, "")})
+    target = next((s for s in sources if s.is_target), first)
+    meta = {k: v for k, v in provenance.read(target.root).items() if k in ("embodiment", "arms", "task")}
+    meta.update({
+        "repo_id": f"local/{mixture.name}-glam" if mixture is not None else "local/mixture-glam",
+        "mixture": mixture.to_dict() if mixture is not None else None,
+        "sources": [{"index": i, "repo_id": s.name, "role": s.role, "revision": s.revision, "root": str(s.root),
+                     "relabelled_revision": revision, "relabelled_root": str(revisions.get(s.name, "")),
+                     "episodes": len(s.episode_bounds()), "frames": len(s)} for i, s in enumerate(sources)],
+        "world_model": wm_id,
+        "latent_dim": d,
+        "horizon": horizon,
+        "columns": {"source": schema.SOURCE, "action_is_real": schema.ACTION_IS_REAL, "latent": schema.LATENT,
+                    "latent_chunk": schema.LATENT_CHUNK, "latent_chunk_is_pad": schema.LATENT_CHUNK_IS_PAD},
+        "history": [{"command": "glam-lerobot relabel", "revision": revision,
+                     "columns": [schema.LATENT, schema.LATENT_IS_PAD, schema.LATENT_CHUNK, schema.LATENT_CHUNK_IS_PAD,
+                                 schema.SOURCE, schema.ACTION_IS_REAL],
+                     "model": f"{wm_id['repo_id'] or wm_id['path']} (sha256 {wm_id['sha256'][:12]})",
+                     "world_model": wm_id}],
+    })
+    write_dataset(root, meta["repo_id"], first.fps, feats, jobs, produce_merged_episode, workers=workers,
+                  glam_meta=meta, robot_type=meta.get("embodiment"), desc="merged mixture")
+    shutil.rmtree(work, ignore_errors=True)
+    return root
+
+
+def _cache_path(root: Path, key: str) -> Path:
+    return frame_cache.cache_dir() / frame_cache.fingerprint(root) / f"{key}.npy"
+
+
+def produce_merged_episode(job: dict) -> dict:
+    """One episode of the merged dataset from the cached frames and the saved arrays (runs in writer workers)."""
+    a, b = job["rows"]
+    arr = np.load(job["arrays"])
+    n = b - a
+    frames = {}
+    for key, path in job["frames"].items():
+        imgs = np.asarray(np.load(path, mmap_mode="r")[a:b])
+        if imgs.shape[1] != job["image_size"]:
+            t = torch.from_numpy(imgs).permute(0, 3, 1, 2).float()
+            t = torch.nn.functional.interpolate(t, size=(job["image_size"],) * 2, mode="area")
+            imgs = t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        frames[key] = imgs
+    frames[schema.EE_POSE] = arr["ee"][a:b]
+    frames[schema.STATE] = arr["state"][a:b]
+    frames[schema.ACTION] = arr["action"][a:b]
+    frames[schema.LATENT] = arr["latents"][a:b]
+    frames[schema.LATENT_IS_PAD] = arr["is_pad"][a:b, None]
+    frames[schema.LATENT_CHUNK] = arr["chunk"][a:b]
+    frames[schema.LATENT_CHUNK_IS_PAD] = arr["chunk_pad"][a:b]
+    frames[schema.SOURCE] = np.full((n, 1), job["source"], np.int64)
+    frames[schema.ACTION_IS_REAL] = np.full((n, 1), 1.0 if job["robot"] else 0.0, np.float32)
+    return {"task": job["task"], "frames": frames}
