@@ -1,9 +1,149 @@
-"""CLI for the world_model stage (being built: see the open issue)."""
+"""CLI for the world-model stage: train GLAM, relabel datasets with latent actions, cross-source transfer, plots."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
+    app.command("train-wm")(train_wm)
+    app.command("relabel")(relabel)
+    app.command("transfer")(transfer)
+    latents = typer.Typer(help="Inspect latent actions written by `relabel`.", no_args_is_help=True)
+    latents.command("plot")(latents_plot)
+    app.add_typer(latents, name="latents")
+
+
+def _fail(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(1)
+
+
+def _mixture(path: Path):
+    from glam_lerobot.mixture import MixtureError, load_mixture
+
+    try:
+        return load_mixture(path)
+    except MixtureError as exc:
+        _fail(str(exc))
+
+
+def train_wm(
+    mixture: Path = typer.Option(..., help="mixture YAML: target and auxiliary datasets at their revisions"),
+    output: Path = typer.Option(..., help="output folder: the world model (a pushable model repo) and its logs"),
+    input: str = typer.Option("rgb", help="rgb (GLAM) or masks (GLAM-O: reads the mask.<camera> columns)"),
+    steps: int = typer.Option(2000, help="optimizer steps (with --resume: the new total)"),
+    batch_size: int = typer.Option(64, help="transitions per step (per process)"),
+    latent_dim: int = typer.Option(8, help="latent action size d (paper: 8, 16 for stack_three)"),
+    seed: int = typer.Option(0, help="seed of the weights and the batches; the same seed gives the same losses on CPU"),
+    lr: float = typer.Option(3e-4, help="AdamW learning rate"),
+    align_weight: float = typer.Option(1.0, help="lambda of KL(q_IDM || sg(q_encoder)); 0 = the ablation without alignment"),
+    image_size: int = typer.Option(None, help="resize frames to this square size (multiple of 16) [default: the target's]"),
+    save_every: int = typer.Option(500, help="checkpoint every N steps (resumable)"),
+    threads: int = typer.Option(None, help="torch CPU threads (1 is fastest on a busy shared machine)"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run in OUTPUT from its last checkpoint"),
+) -> None:
+    """Train the GLAM world model on a mixture (CPU, one GPU, or several with `accelerate launch`).
+
+    Reads every dataset of MIXTURE (frames are decoded once into the frame cache, $GLAM_LEROBOT_CACHE). Writes
+    OUTPUT/model.safetensors + config.json (+ README.md model card), losses.jsonl, training_curve.png and
+    resumable OUTPUT/checkpoints/step-N/.
+    """
+    from glam_lerobot.world_model.train import TrainSettings, train_world_model
+
+    mix = _mixture(mixture)
+    settings = TrainSettings(input=input, steps=steps, batch_size=batch_size, latent_dim=latent_dim, seed=seed,
+                             lr=lr, align_weight=align_weight, image_size=image_size, save_every=save_every,
+                             threads=threads)
+    try:
+        summary = train_world_model(mix, output, settings, resume=resume)
+    except (ValueError, FileExistsError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    for line in summary.lines():
+        typer.echo(line)
+
+
+def relabel(
+    world_model: Path = typer.Option(..., help="a world-model folder written by train-wm (or pulled from the Hub)"),
+    mixture: Path = typer.Option(..., help="mixture YAML whose datasets get latent actions"),
+    output: Path = typer.Option(..., help="output folder: datasets/<name>@<revision>/ and mixture/"),
+    revision: str = typer.Option(None, help="name of the new revisions [default: glam-latents-<weights sha256[:8]>]"),
+    horizon: int = typer.Option(20, help="latent chunk length H of the merged dataset"),
+    merged: bool = typer.Option(True, "--merged/--no-merged", help="also write the merged mixture dataset"),
+    workers: int = typer.Option(1, help="writer processes for the merged dataset"),
+) -> None:
+    """Label every transition with the IDM posterior mean (Eq. 7), as new dataset revisions.
+
+    Reads the world model and every dataset of MIXTURE (parents are not modified). Writes
+    OUTPUT/datasets/<name>@<revision>/ (parent + latent.action, latent.is_pad; provenance names the world model
+    and its sha256) and OUTPUT/mixture/: all frames in one LeRobot dataset for `lerobot-train
+    --policy.type=glam_mip` (cameras renamed, mixture.source, mixture.action_is_real, latent.chunk, latent.chunk_is_pad).
+    """
+    from glam_lerobot.world_model.relabel import relabel as run
+
+    mix = _mixture(mixture)
+    try:
+        summary = run(world_model, mix, output, revision=revision, horizon=horizon, merged=merged, workers=workers)
+    except (ValueError, FileExistsError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    for line in summary.lines():
+        typer.echo(line)
+
+
+def transfer(
+    world_model: Path = typer.Option(..., help="a world-model folder written by train-wm"),
+    root: list[Path] = typer.Option(..., help="a simulated dataset (any embodiment); repeat for several sources"),
+    episodes: str = typer.Option(None, help="episodes to replay, e.g. 0,3,5-9 (unseen by the world model) [default: all]"),
+    output: Path = typer.Option(Path("transfer"), help="folder for transfer.json and the PNG strips"),
+) -> None:
+    """Encode episodes with the IDM, decode with the action decoder, replay open-loop on the simulated Kinova.
+
+    Reads the world model and each ROOT (frames, sim.qpos, meta/glam.json task and episode seeds). Writes
+    OUTPUT/transfer.json (success and object-trajectory error per episode and per source) and a PNG strip per
+    episode (original above, Kinova replay below).
+    """
+    from glam_lerobot.world_model.transfer import transfer as run
+
+    try:
+        report = run(world_model, root, _episode_list(episodes), output)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    for line in report.lines():
+        typer.echo(line)
+
+
+def latents_plot(
+    root: list[Path] = typer.Argument(..., help="relabelled datasets (or a merged mixture dataset)"),
+    output: Path = typer.Option(Path("latents.png"), help="PNG to write"),
+) -> None:
+    """All sources' latent actions in one 2-D PCA projection, coloured by source.
+
+    Reads latent.action (and mixture.source for a merged dataset) from each ROOT; writes OUTPUT (PNG).
+    """
+    from glam_lerobot.world_model.plots import plot_dataset_latents
+
+    try:
+        out = plot_dataset_latents(root, output)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    counts = ", ".join(f"{k}: {v}" for k, v in out["counts"].items())
+    typer.echo(f"wrote {output} ({counts}; PC1/PC2 explain "
+               f"{out['explained_variance'][0]:.0%}/{out['explained_variance'][-1]:.0%})")
+
+
+def _episode_list(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    out: list[int] = []
+    for part in text.split(","):
+        a, _, b = part.strip().partition("-")
+        try:
+            out += list(range(int(a), int(b) + 1)) if b else [int(a)]
+        except ValueError:
+            _fail(f"--episodes: cannot read {part!r} (use e.g. 0,3,5-9)")
+    return out

@@ -91,3 +91,33 @@ def replay_strip(original: np.ndarray, replay: np.ndarray, out_png: Path, title:
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
     return Path(out_png)
+
+
+def dataset_latents(roots: list[Path]) -> dict[str, np.ndarray]:
+    """{source name: latents (n, d)} from relabelled datasets (a merged mixture dataset is split by source).
+    Frames marked latent.is_pad (episode ends: a repeated latent, not a transition) are left out."""
+    from glam_lerobot import provenance, schema
+    from glam_lerobot.world_model.frames import read_info, read_numeric
+
+    out: dict[str, np.ndarray] = {}
+    for root in map(Path, roots):
+        feats = read_info(root)["features"]
+        if schema.LATENT not in feats:
+            raise ValueError(f"{root}: no '{schema.LATENT}' column; run `glam-lerobot relabel` first")
+        meta = provenance.read(root)
+        cols = [schema.LATENT] + [c for c in (schema.LATENT_IS_PAD, schema.SOURCE) if c in feats]
+        num = read_numeric(root, cols)
+        keep = num[schema.LATENT_IS_PAD].reshape(-1) == 0 if schema.LATENT_IS_PAD in num else slice(None)
+        z = num[schema.LATENT][keep]
+        if schema.SOURCE in num:
+            src = num[schema.SOURCE].reshape(-1)[keep]
+            names = {s["index"]: s["repo_id"] for s in meta.get("sources", [])}
+            for i in np.unique(src):
+                out[names.get(int(i), f"source {int(i)}")] = z[src == i]
+        else:
+            out[meta.get("repo_id", root.name)] = z
+    return out
+
+
+def plot_dataset_latents(roots: list[Path], out_png: Path) -> dict:
+    return latent_projection(dataset_latents(roots), Path(out_png), title="GLAM latent actions by source (PCA)")
