@@ -1,0 +1,1 @@
+"""`mip`: the paper's behaviour-cloning baseline, MIP regressing relative robot action chunks directly."""
