@@ -110,10 +110,11 @@ def gen3_actuators_xml(p: str) -> str:
 
 
 def fingers_actuators_xml(p: str) -> str:
-    # Position servo on each finger; its force limit is the grip force on an object (~20 N).
+    # A stiff position servo on each finger (the 2F-85 is not back-drivable): a cube is held with the force
+    # limit (40 N) and a pad pressed against an edge does not get wedged open.
     return "\n    ".join(
-        f'<position name="{p}{side}_finger" joint="{p}{side}_finger" kp="800" kv="12" '
-        f'ctrlrange="0 {FINGER_TRAVEL}" forcerange="-20 20"/>'
+        f'<position name="{p}{side}_finger" joint="{p}{side}_finger" kp="2000" kv="20" '
+        f'ctrlrange="0 {FINGER_TRAVEL}" forcerange="-40 40"/>'
         for side in ("left", "right")
     )
 

@@ -21,13 +21,13 @@ BOTTLE_HEIGHT = 0.22
 ARM_BASES = {1: [(-0.45, 0.0)], 2: [(-0.45, -0.28), (-0.45, 0.28)]}
 HOME_X, HOME_Z = -0.15, 0.25  # start pose of the pinch point (both embodiments), gripper pointing down
 
-# Cameras: (position, point looked at). `overhead` looks straight down with +x (away from the robot) up in the
-# image; `front` faces the robot from across the table.
+# Cameras: (position, point looked at). `overhead` looks down on the workspace from slightly beyond it, so the
+# arm above the gripper hides less of it; `front` faces the robot from across the table.
 CAMERAS = {
-    "overhead": ((-0.1, 0.0, 1.05), (-0.1, 0.0, 0.0)),
-    "front": ((0.75, 0.0, 0.5), (-0.15, 0.0, 0.05)),
+    "overhead": ((0.2, 0.0, 0.85), (-0.06, 0.0, 0.0)),
+    "front": ((0.65, 0.0, 0.42), (-0.12, 0.0, 0.06)),
 }
-CAMERA_FOVY = {"overhead": 52, "front": 48}
+CAMERA_FOVY = {"overhead": 45, "front": 45}
 
 OBJECT_RGBA = {
     "cube": "0.85 0.15 0.12 1",
@@ -140,6 +140,7 @@ def scene_xml(name: str, objects: list[tuple[str, str]], embodiment: str, arms: 
   <worldbody>
     <light name="top" pos="0 0 2.5" dir="0 0 -1" castshadow="false" diffuse="0.5 0.5 0.5"/>
     <geom name="floor" type="plane" size="3 3 0.1" pos="0 0 -0.75" rgba="0.35 0.37 0.4 1"/>
+    <geom name="backdrop" type="box" size="0.02 1.5 0.8" pos="-1.0 0 0" rgba="0.55 0.6 0.65 1" contype="0" conaffinity="0"/>
     <geom name="table" type="box" size="0.6 0.75 0.02" pos="-0.15 0 -0.02" rgba="0.72 0.6 0.45 1"/>{cams}{"".join(robots)}{objs}
   </worldbody>
   <contact>
