@@ -4,7 +4,6 @@ glam_lerobot.masks (heavy imports happen inside the commands so --help stays fas
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -34,6 +33,15 @@ ImgszOpt = Annotated[Optional[int], typer.Option("--imgsz", help="inference size
 TrackerOpt = Annotated[str, typer.Option(
     "--tracker", help="ultralytics tracker config for YOLO models (bytetrack.yaml, botsort.yaml), or 'none' to "
     "associate detections by mask IoU only")]
+
+
+def _command_line(name: str, args: dict) -> str:
+    """The command as the user could type it again, for provenance (built from the parsed options, not argv)."""
+    parts = [f"glam-lerobot {name}"]
+    for key, value in args.items():
+        if value is not None:
+            parts.append(f"--{key.replace('_', '-')} {value}")
+    return " ".join(parts)
 
 
 def _list(text: Optional[str]) -> Optional[list[str]]:
@@ -66,6 +74,7 @@ def add(
     stats, provenance in meta/glam.json (backend, model, prompt, objects, empty-frame counts) and a card. The
     parent is not modified. Per-episode results are cached in <output>.masks-work/ so an interrupted run resumes.
     """
+    command = _command_line("masks add", dict(locals()))
     from rich.console import Console
 
     from glam_lerobot.masks.add import add_masks
@@ -73,7 +82,7 @@ def add(
     summary = add_masks(
         root, backend, model=model, prompt=prompt, objects=_list(objects), revision=revision, output=output,
         cameras=_list(cameras), batch=batch, conf=conf, device=device, imgsz=imgsz,
-        tracker=None if tracker == "none" else tracker, command="glam-lerobot " + " ".join(sys.argv[1:]),
+        tracker=None if tracker == "none" else tracker, command=command,
     )
     console = Console()
     for line in summary.lines():
