@@ -1,0 +1,83 @@
+"""Derived revisions: a dataset plus new columns, as a new dataset folder that records its parent.
+
+Masks and latent actions are never written into the dataset they are computed from. Each is a new revision: a new
+local root (by default `<parent>@<revision>` beside the parent) built with LeRobot's own `add_features` (videos are
+copied byte for byte), with statistics for the new columns, provenance in meta/glam.json and a dataset card. The
+parent is only read, so it stays byte-identical; `glam-lerobot push` then sends the revision to its own branch and
+tag on the Hub.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from glam_lerobot import provenance
+
+
+def default_root(parent_root: Path, revision: str) -> Path:
+    return parent_root.with_name(f"{parent_root.name}@{revision}")
+
+
+def column_stats(values: np.ndarray, feature: dict) -> dict[str, np.ndarray]:
+    """LeRobot-shaped statistics for a whole new column (images: per channel in [0, 1], like LeRobot's own)."""
+    from lerobot.datasets.compute_stats import get_feature_stats
+
+    if feature["dtype"] in ("image", "video"):
+        chw = np.moveaxis(np.asarray(values), -1, 1)  # (N, H, W, C) -> (N, C, H, W)
+        stats = get_feature_stats(chw[:: max(1, len(chw) // 500)].astype(np.float32), axis=(0, 2, 3), keepdims=True)
+        return {k: v if k == "count" else np.squeeze(v / 255.0, axis=0) for k, v in stats.items()}
+    arr = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+    return get_feature_stats(arr, axis=0, keepdims=arr.ndim == 1)
+
+
+def add_columns(
+    parent_root: Path | str,
+    columns: dict[str, tuple[np.ndarray, dict]],
+    *,
+    revision: str,
+    command: str,
+    details: dict[str, Any] | None = None,
+    output_root: Path | str | None = None,
+) -> Path:
+    """Write `parent + columns` as revision `revision`; return its root.
+
+    `columns` maps a feature name to (values for every frame in global index order, LeRobot feature info).
+    """
+    from lerobot.datasets.dataset_tools import add_features
+    from lerobot.datasets.io_utils import write_stats
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    parent_root = Path(parent_root)
+    out = Path(output_root) if output_root else default_root(parent_root, revision)
+    if out.exists():
+        raise FileExistsError(f"{out} already exists; choose another --revision or --output, or remove it")
+    parent_meta = provenance.read(parent_root)
+    repo_id = parent_meta.get("repo_id", f"local/{parent_root.name}")
+    parent = LeRobotDataset(repo_id, root=parent_root, video_backend="pyav")
+    for name, (values, _) in columns.items():
+        if len(values) != parent.meta.total_frames:
+            raise ValueError(
+                f"{parent_root}: column '{name}' has {len(values)} values for {parent.meta.total_frames} frames"
+            )
+
+    tmp = out.with_name(out.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)  # a half-built revision from an interrupted run: nothing in it is worth keeping
+    new = add_features(parent, {k: (v, dict(ft)) for k, (v, ft) in columns.items()}, output_dir=tmp, repo_id=repo_id)
+    stats = dict(new.meta.stats or {})
+    for name, (values, ft) in columns.items():
+        stats[name] = column_stats(values, ft)
+    write_stats(stats, tmp)
+
+    parent_ref = {"repo_id": repo_id, "revision": parent_meta.get("revision", "main"), "root": str(parent_root)}
+    step = {"command": command, "revision": revision, "columns": sorted(columns), **(details or {})}
+    provenance.write(tmp, provenance.derived(parent_meta, revision=revision, parent=parent_ref, step=step))
+    from glam_lerobot.writing import write_card
+
+    write_card(tmp)
+    tmp.rename(out)
+    return out

@@ -1,0 +1,59 @@
+"""A derived revision adds columns in a new folder and leaves its parent byte-identical."""
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from glam_lerobot import provenance, schema, synthetic
+from glam_lerobot.revisions import add_columns
+from glam_lerobot.writing import write_dataset
+
+
+def _tree_digest(root):
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(root)).encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+def test_latents_added_as_a_revision_load_with_stock_lerobot_and_parent_is_untouched(tmp_path):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    parent = tmp_path / "kinova"
+    summary = write_dataset(parent, "me/kinova", 10, synthetic.features(image_size=16),
+                            [synthetic.job(i, length=6, image_size=16) for i in range(2)], synthetic.produce,
+                            glam_meta={"embodiment": "kinova", "task": "synthetic"})
+    before = _tree_digest(parent)
+    latents = np.arange(summary.frames * 8, dtype=np.float32).reshape(-1, 8)
+    masks = np.zeros((summary.frames, 16, 16, 1), np.uint8)
+    masks[:, 4:8, 4:8] = 255
+    child = add_columns(
+        parent,
+        {schema.LATENT: (latents, {"dtype": "float32", "shape": (8,), "names": None}),
+         **{k: (masks, ft) for k, ft in schema.mask_features((16, 16), ("front",)).items()}},
+        revision="latents-v1", command="test", details={"world_model": "none"},
+    )
+    assert child.name == "kinova@latents-v1"
+    assert _tree_digest(parent) == before
+    ds = LeRobotDataset("me/kinova", root=child, video_backend="pyav")
+    np.testing.assert_allclose(ds[7][schema.LATENT].numpy(), latents[7])
+    mask = ds[3][schema.mask_key("front")].numpy()
+    assert mask.shape[-2:] == (16, 16) and set(np.unique(mask)) <= {0.0, 1.0}
+    assert ds.meta.stats[schema.LATENT]["max"][0] == latents[:, 0].max()
+    assert ds.meta.stats[schema.mask_key("front")]["max"].ravel()[0] == pytest.approx(1.0)
+    meta = provenance.read(child)
+    assert meta["revision"] == "latents-v1" and meta["parent"]["root"] == str(parent)
+    assert meta["history"][-1]["columns"] == sorted([schema.LATENT, schema.mask_key("front")])
+    assert meta["embodiment"] == "kinova"
+
+
+def test_a_column_of_the_wrong_length_is_refused_before_anything_is_written(tmp_path):
+    parent = tmp_path / "p"
+    write_dataset(parent, "me/p", 10, synthetic.features(image_size=16), [synthetic.job(0, image_size=16)],
+                  synthetic.produce)
+    with pytest.raises(ValueError, match="has 3 values for 12 frames"):
+        add_columns(parent, {schema.LATENT: (np.zeros((3, 8), np.float32), {"dtype": "float32", "shape": (8,)})},
+                    revision="x", command="test")
+    assert not (tmp_path / "p@x").exists() and not (tmp_path / "p@x.partial").exists()

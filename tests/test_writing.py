@@ -1,0 +1,76 @@
+"""Writing datasets: what every `ingest`, `sim record` and `relabel` stands on."""
+
+import json
+
+import numpy as np
+import pytest
+
+from glam_lerobot import provenance, schema, synthetic
+from glam_lerobot.writing import EpisodeError, write_dataset
+
+
+def test_two_workers_write_one_dataset_that_stock_lerobot_loads(tmp_path):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    jobs = [synthetic.job(i, length=8 + i) for i in range(5)]
+    summary = write_dataset(tmp_path / "ds", "me/synthetic", 10, synthetic.features(), jobs, synthetic.produce,
+                            workers=2, shard_size=2, glam_meta={"embodiment": "synthetic"})
+    assert (summary.episodes, summary.frames) == (5, sum(8 + i for i in range(5)))
+    ds = LeRobotDataset("me/synthetic", root=tmp_path / "ds", video_backend="pyav")
+    assert ds.meta.total_episodes == 5 and len(ds) == summary.frames
+    # episode 3 comes back with its own values, in order, after the shards were aggregated
+    expected = synthetic.produce(jobs[3])["frames"]
+    start = int(ds.meta.episodes["dataset_from_index"][3])
+    for t in (0, 5):
+        item = ds[start + t]
+        np.testing.assert_allclose(item[schema.ACTION].numpy(), expected[schema.ACTION][t], atol=1e-6)
+        assert int(item["frame_index"]) == t and int(item["episode_index"]) == 3
+        img = (item[schema.image_key("front")].permute(1, 2, 0).numpy() * 255)
+        assert np.abs(img - expected[schema.image_key("front")][t]).mean() < 8  # lossy video, but the same picture
+    assert provenance.read(tmp_path / "ds")["embodiment"] == "synthetic"
+    assert not (tmp_path / "ds.partial").exists()
+
+
+def test_nan_is_named_and_nothing_is_left_that_looks_finished(tmp_path):
+    jobs = [synthetic.job(0), synthetic.job(1, corrupt="nan")]
+    with pytest.raises(EpisodeError, match=r"episode 1: field 'observation.ee_pose': NaN"):
+        write_dataset(tmp_path / "ds", "me/bad", 10, synthetic.features(), jobs, synthetic.produce)
+    assert not (tmp_path / "ds").exists()
+
+
+def test_skip_bad_drops_and_lists_the_bad_episode(tmp_path):
+    jobs = [synthetic.job(0), synthetic.job(1, corrupt="nan"), synthetic.job(2)]
+    summary = write_dataset(tmp_path / "ds", "me/bad", 10, synthetic.features(), jobs, synthetic.produce,
+                            skip_bad=True)
+    assert summary.episodes == 2 and len(summary.bad) == 1 and "episode 1" in summary.bad[0]
+
+
+def test_an_interrupted_write_resumes_from_its_finished_shards(tmp_path):
+    jobs = [synthetic.job(0), synthetic.job(1), synthetic.job(2, corrupt="nan"), synthetic.job(3)]
+    with pytest.raises(EpisodeError):
+        write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), jobs, synthetic.produce, shard_size=2)
+    assert (tmp_path / "ds.partial" / "shard-0000.done.json").exists() and not (tmp_path / "ds").exists()
+    # a different plan must not be mixed with the unfinished one
+    with pytest.raises(FileExistsError, match="unfinished write of a different dataset"):
+        write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), jobs[:3], synthetic.produce, shard_size=2)
+    # the same plan, with the faulty episode now readable, resumes: shard 0 is reused, not rewritten
+    summary = write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), jobs, _nan_fixed, shard_size=2)
+    assert summary.resumed_shards == 1 and summary.episodes == 4
+
+
+def test_an_existing_different_dataset_is_never_overwritten(tmp_path):
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="already exists"):
+        write_dataset(tmp_path / "ds", "me/x", 10, synthetic.features(), [synthetic.job(0)], synthetic.produce)
+    assert (tmp_path / "ds" / "keep.txt").read_text() == "mine"
+
+
+def test_wrong_image_size_is_named(tmp_path):
+    with pytest.raises(EpisodeError, match="image size"):
+        write_dataset(tmp_path / "ds", "me/x", 10, synthetic.features(image_size=16), [synthetic.job(0)],
+                      synthetic.produce)
+
+
+def _nan_fixed(job):
+    return synthetic.produce({**job, "corrupt": None})
