@@ -86,7 +86,8 @@ def dataset_card_text(root: Path | str, repo_id: str | None = None) -> str:
     glam = provenance.read(root)
     repo_id = repo_id or glam.get("repo_id") or root.name
     license_ = glam.get("license") or DEFAULT_LICENSE
-    history = [dict(h, columns=_step_columns(h)) for h in glam.get("history", []) if isinstance(h, dict)]
+    history = [{"command": h.get("command"), "columns": _step_columns(h), "model": h.get("model")}
+               for h in glam.get("history", []) if isinstance(h, dict)]
     models = [h for h in history if h.get("model")]
     tags = ["LeRobot", "glam-lerobot"]
     for t in (glam.get("embodiment"), glam.get("task")):

@@ -142,7 +142,7 @@ def _explain(e: Exception, what: str, endpoint: str | None) -> HubError:
     return HubError(f"{what}: {type(e).__name__}: {e}")
 
 
-def _call(what: str, endpoint: str | None, fn, *args, **kwargs):
+def _call(what: str, endpoint: str | None, fn, /, *args, **kwargs):
     import httpx
     from huggingface_hub import errors
 
@@ -184,8 +184,23 @@ def validate_dataset(root: Path | str, repo_id: str = "local/validate") -> dict:
     if not str(info["codebase_version"]).startswith("v3."):
         raise HubError(f"{info_path}: codebase_version {info['codebase_version']!r}; only LeRobot v3 datasets "
                        "are supported (convert with lerobot's convert_dataset_v21_to_v30)")
+    from lerobot.datasets.dataset_metadata import LeRobotDatasetMetadata
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
+    try:
+        meta = LeRobotDatasetMetadata(repo_id, root=root)
+    except Exception as e:
+        raise HubError(f"{root}/meta: LeRobot cannot read the metadata: {type(e).__name__}: {e}") from e
+    # Every file meta/episodes points at must be here: LeRobot would otherwise try to download it.
+    for row in meta.episodes:
+        ep = row["episode_index"]
+        path = root / meta.get_data_file_path(ep)
+        if not path.is_file():
+            raise HubError(f"{path}: data of episode {ep} is missing (listed in meta/episodes)")
+        for vkey in meta.video_keys:
+            path = root / meta.get_video_file_path(ep, vkey)
+            if not path.is_file():
+                raise HubError(f"{path}: video of episode {ep} field '{vkey}' is missing")
     try:
         ds = LeRobotDataset(repo_id, root=root, download_videos=False, video_backend="pyav")  # no torchcodec probe
     except Exception as e:  # LeRobot raises many kinds; all mean "this folder does not load"
@@ -209,12 +224,6 @@ def validate_dataset(root: Path | str, repo_id: str = "local/validate") -> dict:
     for key, ft in info["features"].items():
         if ft.get("dtype") != "video" and key not in columns:
             raise HubError(f"{info_path}: feature '{key}' has no column in data/")
-    for ep in range(len(episodes)):
-        row = episodes[ep]
-        for vkey in ds.meta.video_keys:
-            path = root / ds.meta.get_video_file_path(row["episode_index"], vkey)
-            if not path.is_file():
-                raise HubError(f"{path}: video of episode {row['episode_index']} field '{vkey}' is missing")
     return info
 
 
@@ -571,6 +580,8 @@ def revisions(repo_id: str, *, repo_type: str | None = None, token: str | None =
                     row.note = "no meta/info.json"
                 elif glam.get("parent") and row.revision and row.revision != name and name != CODEBASE_TAG:
                     row.note = f"holds revision {row.revision}"
+            if kind == "branch" and name != "main" and commit == branches.get("main") and not row.parent:
+                row.note = "same commit as main: nothing pushed to it yet (an interrupted push? run it again)"
             rows.append(row)
     return rows
 

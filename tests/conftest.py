@@ -108,7 +108,8 @@ def write_tiny_dataset(root: Path, repo_id: str = "test-user/tiny", *, robot: bo
 
     feats = schema.features(image_size=(size, size), cameras=cameras, robot=robot)
     rng = np.random.default_rng(seed)
-    ds = LeRobotDataset.create(repo_id, fps=schema.DEFAULT_FPS, features=feats, root=root, use_videos=True)
+    ds = LeRobotDataset.create(repo_id, fps=schema.DEFAULT_FPS, features=feats, root=root, use_videos=True,
+                               video_backend="pyav")  # skips the noisy torchcodec probe
     for _ in range(episodes):
         for _ in range(frames):
             frame = {"task": "stack the red cube on the blue cube"}

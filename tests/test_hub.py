@@ -1,0 +1,224 @@
+"""Push and pull through a real Hub-compatible server (tests/hubserver.py), with huggingface_hub and LeRobot as
+the clients, the way a user shares datasets, derived revisions and world models with collaborators."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from glam_lerobot import hub, provenance
+
+GLAM = {"embodiment": "kinova_gen3", "arms": 1, "task": "stack_two",
+        "source": {"format": "sim", "command": "glam-lerobot sim record stack_two"}}
+
+
+def digest(root: Path) -> dict[str, str]:
+    """sha256 of every file of a dataset folder (what 'byte-identical' means here)."""
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and ".cache" not in p.parts}
+
+
+def data_files(root: Path) -> dict[str, str]:
+    """digest() without the files the Hub adds (.gitattributes) or push renders (README.md, the card)."""
+    return {k: v for k, v in digest(root).items() if k not in ("README.md", ".gitattributes")}
+
+
+def refs(repo_id: str, endpoint: str | None = None, token: str | None = None) -> tuple[dict, dict]:
+    r = hub.api(token, endpoint).list_repo_refs(repo_id, repo_type="dataset")
+    return {b.name: b.target_commit for b in r.branches}, {t.name: t.target_commit for t in r.tags}
+
+
+def add_latent_revision(parent_root: Path, repo_id: str, out: Path, revision: str) -> Path:
+    """A derived revision the way relabel makes one: LeRobot's add_features into a new root + provenance."""
+    from lerobot.datasets.dataset_tools import add_features
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    parent = LeRobotDataset(repo_id, root=parent_root, video_backend="pyav")
+    latents = np.arange(parent.meta.total_frames * 8, dtype=np.float32).reshape(-1, 8)
+    add_features(parent, {"latent.action": (latents, {"dtype": "float32", "shape": (8,), "names": None})},
+                 output_dir=out, repo_id=repo_id)
+    provenance.write(out, provenance.derived(
+        provenance.read(parent_root), revision=revision, parent={"repo_id": repo_id, "revision": "main"},
+        step={"command": "glam-lerobot relabel", "columns": ["latent.action"], "model": "test-user/wm@main"}))
+    return out
+
+
+@pytest.mark.usefixtures("hub")
+def test_push_then_pull_at_tag_and_branch_into_a_clean_cache(make_tiny_dataset, tmp_lerobot_home, tmp_path):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    root = make_tiny_dataset("kinova", episodes=2, frames=3, glam_meta=GLAM)
+    s = hub.push_dataset(root, "test-user/kinova")
+    assert s.branch == "main" and s.tags == ["v3.0"] and s.commit
+    assert "meta/info.json" in s.added and "README.md" in s.added and not s.deleted
+    branches, tags = refs("test-user/kinova")
+    assert tags["v3.0"] == branches["main"] == s.commit
+
+    again = hub.push_dataset(root, "test-user/kinova")  # nothing changed: no empty commit
+    assert again.commit is None and again.unchanged == len(s.added)
+
+    at_tag = hub.pull("test-user/kinova")  # default revision: the v3.0 tag, like LeRobot's default load
+    at_branch = hub.pull("test-user/kinova", "main", tmp_path / "checkout")
+    assert at_tag.revision == "v3.0" and at_tag.root.is_relative_to(tmp_lerobot_home / "hub")
+    assert at_tag.commit == s.commit == at_branch.commit
+    local = digest(root)
+    for pulled in (at_tag.root, at_branch.root):
+        assert data_files(pulled) == local
+        assert (pulled / "README.md").is_file()
+
+    # LeRobot itself, with no root, finds the same data through the same cache.
+    ds = LeRobotDataset("test-user/kinova", video_backend="pyav")
+    mine = LeRobotDataset("test-user/kinova", root=root, video_backend="pyav")
+    assert len(ds) == len(mine) == 6
+    np.testing.assert_array_equal(ds[4]["action"].numpy(), mine[4]["action"].numpy())
+    assert ds[4]["observation.images.front"].shape == (3, 32, 32)
+
+
+@pytest.mark.usefixtures("hub")
+def test_derived_revision_goes_to_its_own_branch_and_tag(make_tiny_dataset, tmp_lerobot_home, tmp_path):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    repo = "test-user/kinova_rev"
+    parent = make_tiny_dataset("parent", repo_id=repo, episodes=2, frames=3, glam_meta=GLAM)
+    first = hub.push_dataset(parent, repo)
+    parent_pull = hub.pull(repo, "v3.0")
+    before = digest(parent_pull.root)
+
+    child = add_latent_revision(parent_pull.root, repo, tmp_path / "latents", "latents-v1")
+    with pytest.raises(hub.HubError, match="never over its parent"):
+        hub.push_dataset(child, repo, revision="main")
+    pushed = hub.push_dataset(child, repo)  # the revision name comes from meta/glam.json
+    assert pushed.branch == "latents-v1" and pushed.tags == ["latents-v1"]
+    assert "data/chunk-000/file-000.parquet" in pushed.changed and "meta/glam.json" in pushed.changed
+    assert not any(p.startswith("videos/") for p in pushed.added + pushed.changed)  # copied videos: not resent
+
+    branches, tags = refs(repo)
+    assert branches["main"] == tags["v3.0"] == first.commit  # the parent and its v3.0 tag did not move
+    assert branches["latents-v1"] == tags["latents-v1"] == pushed.commit
+
+    # Both revisions side by side in one clean cache.
+    new = hub.pull(repo, "latents-v1")
+    old = hub.pull(repo, "v3.0")
+    assert new.root != old.root
+    assert digest(old.root) == before  # the parent revision is byte-identical
+    assert LeRobotDataset(repo, revision="latents-v1", video_backend="pyav")[5]["latent.action"].tolist() == \
+        list(np.arange(40, 48, dtype=np.float32))
+    assert "latent.action" not in LeRobotDataset(repo, video_backend="pyav").meta.features
+
+    rows = {(r.name, r.kind): r for r in hub.revisions(repo)}
+    rev = rows[("latents-v1", "branch")]
+    assert rev.columns_added == ["latent.action"] and rev.parent == f"{repo}@main"
+    assert rev.command == "glam-lerobot relabel" and rev.frames == 6
+    assert rows[("main", "branch")].parent is None and rows[("v3.0", "tag")].commit == first.commit
+    assert rows[("latents-v1", "tag")].commit == pushed.commit
+
+    # Pushing over an existing branch removes what no longer belongs to it.
+    (child / "meta" / "notes.json").write_text(json.dumps({"draft": True}))
+    assert hub.push_dataset(child, repo).added == ["meta/notes.json"]
+    (child / "meta" / "notes.json").unlink()
+    fixed = hub.push_dataset(child, repo)
+    assert fixed.deleted == ["meta/notes.json"] and not fixed.added
+    files = set(hub.api().list_repo_files(repo, repo_type="dataset", revision="latents-v1"))
+    assert "meta/notes.json" not in files
+    assert refs(repo)[1]["latents-v1"] == fixed.commit  # the revision's tag follows its branch
+    assert refs(repo)[1]["v3.0"] == first.commit
+
+
+@pytest.mark.usefixtures("hub")
+def test_world_model_folder_round_trip(tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "wm"
+    folder.mkdir()
+    weights = {"idm.weight": torch.randn(8, 16), "forward.bias": torch.randn(16)}
+    save_file(weights, folder / "model.safetensors")
+    (folder / "config.json").write_text(json.dumps({"name": "glam-tiny", "latent_dim": 8, "mixture": {
+        "target": [{"repo_id": "test-user/kinova", "revision": "main"}]}}))
+    assert hub.folder_kind(folder) == "model"
+    s = hub.push(folder, "test-user/glam-tiny")
+    assert s.repo_type == "model" and sorted(s.added) == ["README.md", "config.json", "model.safetensors"]
+
+    got = hub.pull("test-user/glam-tiny", root=tmp_path / "pulled")  # detected as a model repo
+    assert got.repo_type == "model"
+    back = load_file(got.root / "model.safetensors")
+    for k, v in weights.items():
+        assert torch.equal(back[k], v)
+    assert json.loads((got.root / "config.json").read_text())["latent_dim"] == 8
+    assert "test-user/kinova" in (got.root / "README.md").read_text()
+
+
+def test_server_dies_mid_push_then_a_retry_completes(make_tiny_dataset, tmp_path):
+    import hubserver
+
+    from conftest import TEST_TOKEN
+
+    repo = "test-user/crashy"
+    root = make_tiny_dataset("crashy", repo_id=repo, episodes=1, frames=3, glam_meta=GLAM)
+    child_meta = provenance.derived(provenance.read(root), revision="fix-v1",
+                                    parent={"repo_id": repo, "revision": "main"},
+                                    step={"command": "test", "columns": []})
+    server = hubserver.start(str(tmp_path / "store"), token=TEST_TOKEN)
+    try:
+        first = hub.push_dataset(root, repo, endpoint=server.url)
+        server = server.restart(die_on="/commit/")  # the next commit kills the server before it lands
+        provenance.write(root, child_meta)
+        (root / "meta" / "extra.json").write_text("{}")
+        with pytest.raises(hub.HubError, match="lost the connection to http://127.0.0.1.*run the same command again"):
+            hub.push_dataset(root, repo, endpoint=server.url)
+        assert not server.alive()
+
+        server = server.restart()
+        branches, tags = refs(repo, server.url)
+        assert branches["main"] == tags["v3.0"] == first.commit
+        assert branches.get("fix-v1", first.commit) == first.commit  # no half revision: old content or nothing
+        assert "fix-v1" not in tags
+
+        done = hub.push_dataset(root, repo, endpoint=server.url)
+        assert done.branch == "fix-v1" and done.commit
+        got = hub.pull(repo, "fix-v1", tmp_path / "check", endpoint=server.url)
+        assert data_files(got.root) == digest(root)
+        assert refs(repo, server.url)[1]["v3.0"] == first.commit
+    finally:
+        server.stop()
+
+
+@pytest.mark.usefixtures("hub")
+def test_missing_repo_and_missing_revision(make_tiny_dataset):
+    with pytest.raises(hub.HubError, match="no dataset or model repository test-user/nothing-here"):
+        hub.pull("test-user/nothing-here")
+    with pytest.raises(hub.HubError, match="repository not found"):
+        hub.pull("test-user/nothing-here", repo_type="dataset")
+    root = make_tiny_dataset("small", episodes=1, frames=2)
+    hub.push_dataset(root, "test-user/small")
+    with pytest.raises(hub.HubError, match=r"has no revision 'masks-v7' \(branches: main; tags: v3.0\)"):
+        hub.pull("test-user/small", "masks-v7")
+
+
+@pytest.mark.usefixtures("hub")
+def test_bad_token_is_refused_before_anything_is_created(make_tiny_dataset):
+    root = make_tiny_dataset("secret", episodes=1, frames=2)
+    with pytest.raises(hub.HubError, match=r"refused the token \(401\)"):
+        hub.push_dataset(root, "test-user/secret", token="hf_not_the_right_one")
+    assert not hub.api().repo_exists("test-user/secret", repo_type="dataset")
+
+
+@pytest.mark.usefixtures("hub")
+def test_invalid_dataset_is_refused_before_upload(make_tiny_dataset):
+    root = make_tiny_dataset("broken", episodes=2, frames=2)
+    info_path = root / "meta" / "info.json"
+    info = json.loads(info_path.read_text())
+    info["total_frames"] = 5
+    info_path.write_text(json.dumps(info))
+    with pytest.raises(hub.HubError, match=r"meta/info.json: total_frames is 5 but data/ holds 4 frames"):
+        hub.push_dataset(root, "test-user/broken")
+    info["total_frames"] = 4
+    info_path.write_text(json.dumps(info))
+    (root / "videos" / "observation.images.front" / "chunk-000" / "file-000.mp4").unlink()
+    with pytest.raises(hub.HubError, match="field 'observation.images.front' is missing"):
+        hub.push_dataset(root, "test-user/broken")
+    assert not hub.api().repo_exists("test-user/broken", repo_type="dataset")
