@@ -162,20 +162,36 @@ class UltralyticsMasker:
         return out
 
     def _sam_propagate(self, bgr: list[np.ndarray]) -> np.ndarray:
-        h, w = bgr[0].shape[:2]
-        self._frame_size = max(h, w)
-        masks = np.zeros((len(bgr), h, w), bool)
-        prompt = dict(self.geometric)
-        for t, im in enumerate(bgr):
-            result = self.model.predict(im, **prompt, **{k: v for k, v in self._common().items() if k != "retina_masks"})[0]
-            if result.masks is None or len(result.masks) == 0:
-                continue  # nothing this frame: keep the last prompt for the next one
-            m = result.masks.data.cpu().numpy() > 0.5
-            masks[t] = m[int(np.argmax(m.reshape(len(m), -1).sum(1)))] if len(m) > 1 else m[0]
-            ys, xs = np.nonzero(masks[t])
-            if len(xs):
-                prompt = {"bboxes": [[float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]]}
-        return masks
+        # SAM runs at its native input size (1024) unless --imgsz says otherwise: its encoder was trained there.
+        kw = dict(conf=self.conf, device=self.device, verbose=False, **({"imgsz": self.imgsz} if self.imgsz else {}))
+
+        def segment(im: np.ndarray, prompt: dict) -> np.ndarray:
+            result = self.model.predict(im, **prompt, **kw)[0]
+            if result.masks is None:
+                return np.zeros((0, *im.shape[:2]), bool)
+            return result.masks.data.cpu().numpy() > 0.5
+
+        return propagate_prompt(bgr, self.geometric, segment)
+
+
+def propagate_prompt(frames: list[np.ndarray], prompt: dict, segment) -> np.ndarray:
+    """SAM / SAM 2 prompt propagation over one episode: (T, H, W) bool.
+
+    Frame 0 is segmented with the user's prompt; each later frame with the bounding box of the last mask found, so
+    the object chosen in the first frame is followed. `segment(frame, prompt) -> (N, H, W) bool` (SAM may return
+    several candidate masks; the largest is kept). A frame where nothing is found keeps an empty mask and the last
+    prompt is reused on the next frame.
+    """
+    h, w = frames[0].shape[:2]
+    out = np.zeros((len(frames), h, w), bool)
+    for t, im in enumerate(frames):
+        masks = segment(im, prompt)
+        if len(masks) == 0 or not masks.any():
+            continue
+        out[t] = masks[int(np.argmax(masks.reshape(len(masks), -1).sum(1)))]
+        ys, xs = np.nonzero(out[t])
+        prompt = {"bboxes": [[float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]]}
+    return out
 
 
 def detections(result, names: list[str] | None = None) -> list[Detection]:
