@@ -221,6 +221,13 @@ def test_stock_lerobot_train_then_saved_policy_acts_the_same_after_reload(mixtur
     # the policy's own statistics came through the checkpoint (not the identity defaults)
     assert not torch.allclose(reloaded.action_norm.max, torch.ones(8))
 
+    if policy_type == "glam_mip":  # and stock lerobot-eval runs it in the simulator (env plugin glam_kinova)
+        _lerobot("lerobot-eval", f"--policy.path={ckpt}", "--env.type=glam_kinova", "--env.task=lift",
+                 "--env.image_size=32", "--env.episode_length=12", "--eval.n_episodes=1", "--eval.batch_size=1",
+                 f"--output_dir={tmp_path / 'eval'}", cwd=tmp_path)
+        info = json.loads((tmp_path / "eval" / "eval_info.json").read_text())
+        assert info["overall"]["n_episodes"] == 1 and "pc_success" in info["overall"]
+
 
 def test_glam_mip_refuses_a_dataset_without_latents(tmp_path):
     from glam_lerobot.writing import write_dataset

@@ -201,12 +201,12 @@ class VisionProjector(nn.Module):
         return self.net(x)
 
 
-def make_vision_encoder(backbone: str, dinov2_weights: str | None = None, dinov2_image_size: int = 224,
+def make_vision_encoder(backbone: str, dinov2_image_size: int = 224,
                         cnn_channels: tuple[int, ...] = (32, 64, 128, 256)) -> nn.Module:
+    """The architecture only; DINOv2 weights are loaded by the policy when training starts (Dinov2Encoder.load_weights),
+    and a trained checkpoint brings its own."""
     if backbone == "cnn":
         return CnnEncoder(tuple(cnn_channels))
     if backbone == "dinov2_s14":
-        if not dinov2_weights:
-            raise ValueError("vision_backbone=dinov2_s14 needs --policy.dinov2_weights=<path to the checkpoint>")
-        return Dinov2Encoder(dinov2_weights, image_size=dinov2_image_size)
+        return Dinov2Encoder(image_size=dinov2_image_size)
     raise ValueError(f"unknown vision_backbone {backbone!r}: use 'cnn' or 'dinov2_s14'")

@@ -36,8 +36,15 @@ class GlamMipPolicy(MipPolicy):
     name = "glam_mip"
 
     def _dataset_stats(self, dataset_meta) -> dict:
+        from glam_lerobot import provenance
         from glam_lerobot.policies.stats import compute_policy_stats
 
+        # relabel records the chunk horizon it wrote; a policy with another chunk_size would misread latent.chunk
+        horizon = provenance.read(dataset_meta.root).get("horizon")
+        if horizon is not None and int(horizon) != self.config.chunk_size:
+            raise ValueError(f"{dataset_meta.root}: latent.chunk holds {horizon} latents per frame (meta/glam.json "
+                             f"horizon) but the policy's chunk_size is {self.config.chunk_size}: pass "
+                             f"--policy.chunk_size={horizon} or relabel with --horizon {self.config.chunk_size}")
         stats = compute_policy_stats(dataset_meta.root, dataset_meta.features, self.config.chunk_size, latent=True)
         self.config.latent_dim = int(len(stats["latent"]["min"]))
         return stats
