@@ -37,6 +37,8 @@ def train_wm(
     mixture: Path = typer.Option(..., help="mixture YAML: target and auxiliary datasets at their revisions"),
     output: Path = typer.Option(..., help="output folder: the world model (a pushable model repo) and its logs"),
     input: str = typer.Option("rgb", help="rgb (GLAM) or masks (GLAM-O: reads the mask.<camera> columns)"),
+    method: str = typer.Option("glam", help="glam, or a baseline: clam (action decoder on the IDM, target data "
+                               "only) or lapa (VQ latents by next-frame reconstruction)"),
     steps: int = typer.Option(2000, help="optimizer steps (with --resume: the new total)"),
     batch_size: int = typer.Option(64, help="transitions per step (per process)"),
     latent_dim: int = typer.Option(8, help="latent action size d (paper: 8, 16 for stack_three)"),
@@ -45,6 +47,7 @@ def train_wm(
     align_weight: float = typer.Option(1.0, help="lambda of KL(q_IDM || sg(q_encoder)); 0 = the ablation without alignment"),
     image_size: int = typer.Option(None, help="resize frames to this square size (multiple of 16) [default: the target's]"),
     save_every: int = typer.Option(500, help="checkpoint every N steps (resumable)"),
+    log_every: int = typer.Option(10, help="append the loss terms to losses.jsonl every N steps"),
     threads: int = typer.Option(None, help="torch CPU threads (1 is fastest on a busy shared machine)"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in OUTPUT from its last checkpoint"),
 ) -> None:
@@ -57,9 +60,9 @@ def train_wm(
     from glam_lerobot.world_model.train import TrainSettings, train_world_model
 
     mix = _mixture(mixture)
-    settings = TrainSettings(input=input, steps=steps, batch_size=batch_size, latent_dim=latent_dim, seed=seed,
+    settings = TrainSettings(input=input, method=method, steps=steps, batch_size=batch_size, latent_dim=latent_dim, seed=seed,
                              lr=lr, align_weight=align_weight, image_size=image_size, save_every=save_every,
-                             threads=threads)
+                             log_every=log_every,                             threads=threads)
     try:
         summary = train_world_model(mix, output, settings, resume=resume)
     except (ValueError, FileExistsError, FileNotFoundError) as exc:

@@ -21,12 +21,14 @@ import torch
 from glam_lerobot import schema
 from glam_lerobot.world_model import checkpoint as ckpt
 from glam_lerobot.world_model import data as wm_data
-from glam_lerobot.world_model.glam import GLAM, GLAMConfig
+from glam_lerobot.world_model.glam import GLAMConfig
+from glam_lerobot.world_model.methods import build_model
 
 
 @dataclass
 class TrainSettings:
     input: str = "rgb"
+    method: str = "glam"  # world_model/methods.py: glam | clam | lapa
     steps: int = 2000
     batch_size: int = 64
     latent_dim: int = 8
@@ -81,6 +83,7 @@ def build_config(sources, settings: TrainSettings) -> GLAMConfig:
         latent_dim=settings.latent_dim,
         kl_weight=settings.kl_weight,
         align_weight=settings.align_weight,
+        model=settings.method,
     )
 
 
@@ -115,7 +118,7 @@ def train_world_model(mixture, output: Path | str, settings: TrainSettings | Non
     config = build_config(sources, settings)
     dataset = wm_data.TransitionDataset(sources, config.cameras, config.input, config.image_size, config.arms)
 
-    model = GLAM(config)
+    model = build_model(config)
     model.set_stats({k: {m: torch.from_numpy(v) for m, v in d.items()}
                      for k, d in wm_data.compute_stats(sources, config.arms).items()})
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
@@ -130,11 +133,14 @@ def train_world_model(mixture, output: Path | str, settings: TrainSettings | Non
 
     sampler = wm_data.StepBatchSampler(len(dataset), settings.batch_size, settings.steps, settings.seed,
                                        start_step, accelerator.process_index)
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=lambda b: b,
-                                         num_workers=settings.num_workers)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=_whole_batch,
+                                         num_workers=settings.num_workers,
+                                         # its own generator: creating the loader must not draw from the global
+                                         # RNG, or a resumed run would sample different posterior noise
+                                         generator=torch.Generator().manual_seed(settings.seed))
     run_config = {
-        "model_type": "glam",
-        "name": f"glam-{mixture.name}" if mixture is not None else "glam",
+        "model_type": config.model,
+        "name": f"{config.model}-{mixture.name}" if mixture is not None else config.model,
         "model": config.to_dict(),
         "training": {"settings": vars(settings), "step": start_step},
         "mixture": mixture.to_dict() if mixture is not None else None,
@@ -200,6 +206,10 @@ def train_world_model(mixture, output: Path | str, settings: TrainSettings | Non
         samples_per_second=done * settings.batch_size * accelerator.num_processes / max(seconds, 1e-9),
         data_wait_share=wait_s / max(wait_s + compute_s, 1e-9), seconds=seconds, transitions=len(dataset),
     )
+
+
+def _whole_batch(batch):
+    return batch  # TransitionDataset.__getitems__ already returns the collated batch
 
 
 def _model_card(output: Path, config: dict) -> None:
