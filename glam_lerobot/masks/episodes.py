@@ -15,22 +15,15 @@ from glam_lerobot import schema
 
 def open_dataset(root: Path | str):
     """The parent dataset at `root`, read with stock LeRobot (pyav decoder: no torchcodec probe)."""
-    import json
-
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    root = Path(root)
-    info = root / "meta" / "info.json"
-    if not info.exists():
-        raise FileNotFoundError(f"{root}: not a LeRobot dataset (no meta/info.json)")
-    repo_id = _repo_id(root, json.loads(info.read_text()))
-    return LeRobotDataset(repo_id, root=root, video_backend="pyav")
-
-
-def _repo_id(root: Path, info: dict) -> str:
     from glam_lerobot import provenance
 
-    return provenance.read(root).get("repo_id") or f"local/{root.name}"
+    root = Path(root)
+    if not (root / "meta" / "info.json").exists():
+        raise FileNotFoundError(f"{root}: not a LeRobot dataset (no meta/info.json)")
+    repo_id = provenance.read(root).get("repo_id") or f"local/{root.name}"
+    return LeRobotDataset(repo_id, root=root, video_backend="pyav")
 
 
 def cameras_of(ds) -> list[str]:

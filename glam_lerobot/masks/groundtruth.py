@@ -31,6 +31,21 @@ class GroundTruthMasker:
         self.task, self.embodiment = task, embodiment
         self.objects = list(objects) if objects else default_objects(task)
         self.image_size, self.cameras = image_size, list(cameras)
+        self._check_objects()
+
+    def _check_objects(self) -> None:
+        """Unknown object names fail now, naming the scene's bodies, not after the first episode."""
+        import mujoco
+
+        from glam_lerobot.sim.render import object_bodies
+        from glam_lerobot.sim.world import compiled_model
+
+        model = compiled_model(self.task, self.embodiment)
+        try:
+            object_bodies(model, self.objects)
+        except ValueError as exc:
+            bodies = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, i) for i in range(1, model.nbody)]
+            raise ValueError(f"{exc} ({self.task}/{self.embodiment} bodies: {', '.join(bodies)})") from None
 
     def mask_episode(self, qpos: np.ndarray) -> dict[str, np.ndarray]:
         from glam_lerobot.sim.render import render_object_masks
