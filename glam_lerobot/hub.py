@@ -237,20 +237,28 @@ def _local_files(folder: Path) -> dict[str, Path]:
     return out
 
 
-def _oids(data: bytes) -> tuple[str, str]:
-    """(git blob sha1, sha256): the Hub names regular files by the first and LFS files by the second."""
-    git = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-    return git, hashlib.sha256(data).hexdigest()
+def _git_blob_sha1(src: bytes | Path) -> str:
+    """The oid the Hub gives a regular (non-LFS) file: git's blob sha1, hashed in chunks."""
+    size = len(src) if isinstance(src, bytes) else src.stat().st_size
+    h = hashlib.sha1(b"blob %d\0" % size)
+    if isinstance(src, bytes):
+        h.update(src)
+    else:
+        with open(src, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+    return h.hexdigest()
 
 
-def _remote_files(hf, repo_id: str, repo_type: str, revision: str) -> dict[str, str]:
-    """path -> oid (sha256 for LFS files, git sha1 otherwise) at `revision`; {} when the revision is absent."""
+def _remote_files(hf, repo_id: str, repo_type: str, revision: str) -> dict[str, tuple[str, bool]]:
+    """path -> (oid, is_lfs) at `revision` (sha256 for LFS files, git sha1 otherwise); {} if it is absent."""
     from huggingface_hub import errors
     from huggingface_hub.hf_api import RepoFile
 
     try:
         tree = hf.list_repo_tree(repo_id, repo_type=repo_type, revision=revision, recursive=True)
-        return {e.path: (e.lfs.sha256 if e.lfs else e.blob_id) for e in tree if isinstance(e, RepoFile)}
+        return {e.path: ((e.lfs.sha256, True) if e.lfs else (e.blob_id, False))
+                for e in tree if isinstance(e, RepoFile)}
     except errors.RevisionNotFoundError:
         return {}
 
@@ -373,16 +381,17 @@ def _push_folder(folder: Path, repo_id: str, repo_type: str, branch: str, *, tag
     summary = PushSummary(repo_id, repo_type, branch, tags, commit=None)
     additions = []
     for rel, src in contents.items():
-        data = src if isinstance(src, bytes) else src.read_bytes()
-        git_oid, sha = _oids(data)
+        # CommitOperationAdd hashes the file (sha256) once; the git sha1 is only needed for small regular files.
+        op = CommitOperationAdd(path_in_repo=rel, path_or_fileobj=src if isinstance(src, bytes) else str(src))
         old = remote.get(rel)
-        if old in (git_oid, sha):
-            summary.unchanged += 1
-            continue
+        if old is not None:
+            oid, is_lfs = old
+            if oid == (op.upload_info.sha256.hex() if is_lfs else _git_blob_sha1(src)):
+                summary.unchanged += 1
+                continue
         (summary.changed if old else summary.added).append(rel)
-        summary.bytes_sent += len(data)
-        additions.append(CommitOperationAdd(path_in_repo=rel, path_or_fileobj=src if isinstance(src, bytes)
-                                            else str(src)))
+        summary.bytes_sent += op.upload_info.size
+        additions.append(op)
     keep = set(contents) | {".gitattributes"}
     summary.deleted = sorted(p for p in remote if p not in keep)
     deletions = [CommitOperationDelete(path_in_repo=p) for p in summary.deleted]
