@@ -1,0 +1,193 @@
+"""A user ingests Kinova teleop bags: ROS 2 (mcap, sqlite3) and ROS 1, written here with rosbags' own writers."""
+
+from __future__ import annotations
+
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+from rosbags.rosbag1 import Writer as Writer1
+from rosbags.rosbag2 import StoragePlugin
+from rosbags.rosbag2 import Writer as Writer2
+from rosbags.typesys import Stores, get_typestore
+
+from glam_lerobot import provenance, schema
+from glam_lerobot.ingest import rosbag
+from glam_lerobot.ingest.kinova_fk import forward_kinematics
+from glam_lerobot.rotations import matrix_to_6d
+from glam_lerobot.writing import EpisodeError
+
+HW = (32, 32)
+JOINTS = [f"joint_{i}" for i in range(1, 8)]
+KNUCKLE = "robotiq_85_left_knuckle_joint"
+T0 = 1_700_000_000_000_000_000  # ns
+
+
+def joints_at(t: float) -> np.ndarray:
+    return np.array([0.1 * np.sin(t + i) + 0.3 * i for i in range(7)])
+
+
+def knuckle_at(t: float) -> float:
+    return min(0.8, 0.5 * t)
+
+
+def image_at(k: int) -> np.ndarray:
+    img = np.full((*HW, 3), 30 + 9 * k % 200, dtype=np.uint8)
+    img[:4, :, 0] = 250  # a red band on top: checks RGB vs BGR
+    return img
+
+
+def write_bag(path, ros: int, *, storage=StoragePlugin.MCAP, compressed=False, seconds=1.5, command=False,
+              shuffle_stamps=False, image_hw=HW, drop_camera=False):
+    """Joint states at 40 Hz (header stamps 3 ms before the bag's receive time) and a camera at 15 Hz."""
+    ts = get_typestore(Stores.ROS1_NOETIC if ros == 1 else Stores.ROS2_HUMBLE)
+    T = ts.types
+    Time, Header = T["builtin_interfaces/msg/Time"], T["std_msgs/msg/Header"]
+
+    def header(ns):
+        stamp = Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+        return Header(seq=0, stamp=stamp, frame_id="") if ros == 1 else Header(stamp=stamp, frame_id="")
+
+    ser = ts.serialize_ros1 if ros == 1 else ts.serialize_cdr
+    writer = Writer1(path) if ros == 1 else Writer2(path, version=9, storage_plugin=storage)
+    events = []
+    js_t = np.arange(0, seconds, 1 / 40) + 0.004
+    stamps = js_t.copy()
+    if shuffle_stamps:  # two header stamps swapped, the bag's receive order unchanged
+        stamps[20], stamps[21] = js_t[21], js_t[20]
+    for t, stamp in zip(js_t, stamps):
+        msg = T["sensor_msgs/msg/JointState"](
+            header=header(T0 + int(stamp * 1e9)), name=[*JOINTS, KNUCKLE],
+            position=np.array([*joints_at(t), knuckle_at(t)]), velocity=np.zeros(0), effort=np.zeros(0))
+        events.append((t, "/joint_states", "sensor_msgs/msg/JointState", msg))
+        if command:  # a joint-target stream slightly ahead of the state
+            cmd = T["std_msgs/msg/Float64MultiArray"](
+                layout=T["std_msgs/msg/MultiArrayLayout"](dim=[], data_offset=0), data=joints_at(t + 0.1))
+            events.append((t, "/cmd", "std_msgs/msg/Float64MultiArray", cmd))
+    if not drop_camera:
+        for k, t in enumerate(np.arange(0, seconds, 1 / 15)):
+            img = image_at(k)
+            if (image_hw != HW) and k == 3:
+                img = np.zeros((*image_hw, 3), np.uint8)
+            if compressed:
+                ok, png = cv2.imencode(".png", img[..., ::-1])
+                msg = T["sensor_msgs/msg/CompressedImage"](header=header(T0 + int(t * 1e9)), format="rgb8; png",
+                                                           data=png.ravel())
+                typ = "sensor_msgs/msg/CompressedImage"
+            else:
+                h, w = img.shape[:2]
+                msg = T["sensor_msgs/msg/Image"](header=header(T0 + int(t * 1e9)), height=h, width=w,
+                                                 encoding="bgr8", is_bigendian=0, step=w * 3,
+                                                 data=np.ascontiguousarray(img[..., ::-1]).ravel())
+                typ = "sensor_msgs/msg/Image"
+            events.append((t, "/camera/color/image_raw", typ, msg))
+    events.sort(key=lambda ev: ev[0])
+    with writer:
+        conns = {}
+        for t, topic, typ, msg in events:
+            if topic not in conns:
+                conns[topic] = writer.add_connection(topic, typ, typestore=ts)
+            writer.write(conns[topic], T0 + int(t * 1e9) + 3_000_000, ser(msg, typ))
+    return path
+
+
+def expected(seconds: float, fps: int = 10):
+    """Brute force: for each grid time, the nearest joint-state sample and the nearest camera frame."""
+    js_t = np.arange(0, seconds, 1 / 40) + 0.004
+    cam_t = np.arange(0, seconds, 1 / 15)
+    start, end = max(js_t[0], cam_t[0]), min(js_t[-1], cam_t[-1])
+    grid = start + np.arange(int((end - start) * fps + 1e-6) + 1) / fps
+    js = [js_t[np.argmin(np.abs(js_t - g))] for g in grid]
+    cams = [int(np.argmin(np.abs(cam_t - g))) for g in grid]
+    return js, cams
+
+
+def test_ros2_mcap_and_sqlite3_bags_become_one_kinova_dataset(tmp_path):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    bags = tmp_path / "teleop"
+    bags.mkdir()
+    write_bag(bags / "demo_000", 2, storage=StoragePlugin.MCAP)
+    write_bag(bags / "demo_001", 2, storage=StoragePlugin.SQLITE3, seconds=1.2)
+    plan = rosbag.plan([bags], fps=10, task="stack the cubes")
+    assert [j["file"] for j in plan.jobs] == [str(bags / "demo_000"), str(bags / "demo_001")] and not plan.bad
+    summary = plan.write(tmp_path / "kinova", "lab/kinova_teleop")
+    assert (summary.episodes, summary.frames) == (2, 15 + 12)
+
+    ds = LeRobotDataset("lab/kinova_teleop", root=tmp_path / "kinova", video_backend="pyav")
+    assert ds.meta.robot_type == "kinova_gen3"
+    starts = {0: 0, 1: 15}
+    for ep, seconds in ((0, 1.5), (1, 1.2)):
+        js, cams = expected(seconds)
+        states = np.stack([ds[starts[ep] + j][schema.STATE].numpy() for j in range(len(js))])
+        actions = np.stack([ds[starts[ep] + j][schema.ACTION].numpy() for j in range(len(js))])
+        for j, (t, k) in enumerate(zip(js, cams)):
+            item = ds[starts[ep] + j]
+            assert int(item["episode_index"]) == ep and abs(float(item["timestamp"]) - j / 10) < 1e-6
+            np.testing.assert_allclose(states[j, :7], joints_at(t), atol=1e-6)
+            opening = schema.GRIPPER_MAX_OPENING * (1 - knuckle_at(t) / 0.8)
+            np.testing.assert_allclose(states[j, 7], opening, atol=1e-6)
+            pos, rot = forward_kinematics(joints_at(t), tcp_offset=0.12)
+            np.testing.assert_allclose(item[schema.EE_POSE].numpy(), [*pos, *matrix_to_6d(rot), opening], atol=1e-5)
+            got = item[schema.image_key("front")].numpy().transpose(1, 2, 0) * 255
+            assert np.abs(got - image_at(k)).mean() < 4, (ep, j)
+        # no command topic: the action is the next synchronised state, the gripper command its closedness
+        np.testing.assert_allclose(actions[:-1, :7], states[1:, :7], atol=1e-6)
+        np.testing.assert_allclose(actions[-1, :7], states[-1, :7], atol=1e-6)
+        np.testing.assert_allclose(actions[:-1, 7], 1 - states[1:, 7] / schema.GRIPPER_MAX_OPENING, atol=1e-5)
+
+    meta = provenance.read(tmp_path / "kinova")
+    assert meta["source"]["format"] == "rosbag" and meta["source"]["mapping"]["cameras"] == {
+        "front": "/camera/color/image_raw"}
+    files = {f["path"]: f["sha256"] for f in meta["source"]["files"]}
+    assert any(p.endswith(".mcap") for p in files) and any(p.endswith(".db3") for p in files)
+
+
+def test_ros1_bag_with_compressed_images_and_a_command_topic(tmp_path):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    bag = write_bag(tmp_path / "demo.bag", 1, compressed=True, command=True)
+    mapping = rosbag.load_mapping()
+    mapping["arms"][0]["command"] = "/cmd"
+    plan = rosbag.plan([bag], mapping=mapping, fps=10, image_size=(40, 40))
+    plan.write(tmp_path / "ds", "lab/ros1")
+    ds = LeRobotDataset("lab/ros1", root=tmp_path / "ds", video_backend="pyav")
+    assert ds.features[schema.image_key("front")]["shape"] == (40, 40, 3)
+    js, cams = expected(1.5)
+    for j, (t, k) in enumerate(zip(js, cams)):
+        item = ds[j]
+        np.testing.assert_allclose(item[schema.ACTION].numpy()[:7], joints_at(t + 0.1), atol=1e-6)
+        img = item[schema.image_key("front")].numpy().transpose(1, 2, 0) * 255
+        want = cv2.resize(image_at(k), (40, 40), interpolation=cv2.INTER_AREA).astype(np.float32)
+        assert np.abs(img - want).mean() < 4  # PNG in the bag, resized, through AV1
+        assert (img[0, :, 0] - img[0, :, 2]).mean() > 0.5 * (want[0, :, 0] - want[0, :, 2]).mean()  # RGB, not BGR
+
+
+def test_broken_bags_are_named_and_skip_bad_lists_them(tmp_path):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    good = write_bag(tmp_path / "bags" / "a_good", 2)
+    no_cam = write_bag(tmp_path / "bags" / "b_no_camera", 2, drop_camera=True)
+    back = write_bag(tmp_path / "bags" / "c_back_in_time", 2, shuffle_stamps=True)
+    small = write_bag(tmp_path / "bags" / "d_small_image", 2, storage=StoragePlugin.SQLITE3, image_hw=(16, 16))
+    ros1 = write_bag(tmp_path / "whole.bag", 1)
+    cut = tmp_path / "bags" / "e_cut.bag"
+    cut.write_bytes(ros1.read_bytes()[:5000])
+
+    plan = rosbag.plan([tmp_path / "bags"], fps=10)
+    assert {(j["file"], j["bad"][0]) for j in plan.bad} == {(str(no_cam), "/camera/color/image_raw"),
+                                                            (str(cut), "<file>")}
+    with pytest.raises(EpisodeError, match="topic missing from the bag") as err:
+        plan.write(tmp_path / "out", "lab/bags")
+    assert (err.value.file, err.value.episode) == (str(no_cam), 1)
+
+    summary = plan.write(tmp_path / "out", "lab/bags", skip_bad=True)
+    assert summary.episodes == 1
+    bad = "\n".join(summary.bad)
+    for path, field in ((no_cam, "/camera/color/image_raw"), (back, "/joint_states"),
+                        (small, "/camera/color/image_raw"), (cut, "<file>")):
+        assert f"{path}: episode" in bad and f"field '{field}'" in bad, bad
+    assert "go back in time at sample 21" in bad and "16x16" in bad
+    assert LeRobotDataset("lab/bags", root=tmp_path / "out", video_backend="pyav").meta.total_episodes == 1
+    shutil.rmtree(good)
