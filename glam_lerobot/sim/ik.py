@@ -11,8 +11,10 @@ import numpy as np
 
 
 def rotation_error(current: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """World-frame rotation vector taking `current` to `target` (3x3 each); exact direction, fine below 90 deg."""
-    return 0.5 * sum(np.cross(current[:, i], target[:, i]) for i in range(3))
+    """World-frame rotation error taking `current` to `target` (3x3 each): 0.5 * sum_i c_i x t_i, the usual
+    small-angle orientation error (right direction, fine below 90 degrees), written as vee(T C^T - C T^T) / 2."""
+    m = target @ current.T
+    return 0.5 * np.array([m[2, 1] - m[1, 2], m[0, 2] - m[2, 0], m[1, 0] - m[0, 1]])
 
 
 class ArmIK:
@@ -39,20 +41,20 @@ class ArmIK:
     def solve(self, q: np.ndarray, pos: np.ndarray, rot: np.ndarray, iters: int = 8, tol: float = 1e-4) -> np.ndarray:
         """Joint positions reaching (pos, rot), starting from q."""
         q = np.array(q, dtype=np.float64)
-        lam2 = self.damping**2
+        damp = self.damping**2 * np.eye(6)
         for _ in range(iters):
             x, r = self.forward(q)
-            err = np.r_[pos - x, rotation_error(r, rot)]
+            err = np.concatenate([pos - x, rotation_error(r, rot)])
             if np.abs(err).max() < tol:
                 break
             mujoco.mj_comPos(self.model, self.data)
             mujoco.mj_jacSite(self.model, self.data, self._jp, self._jr, self.site)
-            jac = np.vstack([self._jp[:, self.dofs], self._jr[:, self.dofs]])
-            jjt = jac @ jac.T + lam2 * np.eye(6)
-            dq = jac.T @ np.linalg.solve(jjt, err)
+            jac = np.concatenate([self._jp[:, self.dofs], self._jr[:, self.dofs]])
+            pinv = jac.T @ np.linalg.inv(jac @ jac.T + damp)  # damped pseudo-inverse
+            dq = pinv @ err
             if self.posture is not None:  # pull towards the start posture inside the null space
-                pinv = jac.T @ np.linalg.inv(jjt)
-                dq += (np.eye(7) - pinv @ jac) @ (self.posture_gain * (self.posture - q))
+                pull = self.posture_gain * (self.posture - q)
+                dq += pull - pinv @ (jac @ pull)
             q = q + dq
             q[self.limited] = np.clip(q[self.limited], self.lo[self.limited], self.hi[self.limited])
         return q

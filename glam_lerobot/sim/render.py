@@ -12,6 +12,8 @@ import numpy as np
 
 from glam_lerobot import schema
 
+GEOM = int(mujoco.mjtObj.mjOBJ_GEOM)  # a plain int: comparing an array with the enum object goes element by element
+
 
 class Cameras:
     """RGB frames and object masks for the scene's cameras at one square image size."""
@@ -22,38 +24,45 @@ class Cameras:
         for cam in self.cameras:
             if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, cam) < 0:
                 raise ValueError(f"the scene has no camera {cam!r}")
-        self._rgb: mujoco.Renderer | None = None
-        self._seg: mujoco.Renderer | None = None
+        # One renderer (one GL context) toggled between RGB and segmentation: switching between two EGL contexts
+        # on every frame costs llvmpipe more than the rendering itself.
+        self._renderer: mujoco.Renderer | None = None
+
+    @property
+    def renderer(self) -> mujoco.Renderer:
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(self.model, self.size, self.size)
+        return self._renderer
 
     def rgb(self, data: mujoco.MjData) -> dict[str, np.ndarray]:
         """{camera: (H, W, 3) uint8}."""
-        if self._rgb is None:
-            self._rgb = mujoco.Renderer(self.model, self.size, self.size)
+        r = self.renderer
         out = {}
         for cam in self.cameras:
-            self._rgb.update_scene(data, camera=cam)
-            out[cam] = self._rgb.render()  # a fresh array each call
+            r.update_scene(data, camera=cam)
+            out[cam] = r.render()  # a fresh array each call
         return out
 
     def masks(self, data: mujoco.MjData, bodies: list[int]) -> dict[str, np.ndarray]:
         """{camera: (H, W) bool}: pixels showing any geom of `bodies`."""
-        if self._seg is None:
-            self._seg = mujoco.Renderer(self.model, self.size, self.size)
-            self._seg.enable_segmentation_rendering()
+        r = self.renderer
         is_obj = np.isin(self.model.geom_bodyid, bodies)
         out = {}
-        for cam in self.cameras:
-            self._seg.update_scene(data, camera=cam)
-            seg = self._seg.render()
-            ids, types = seg[..., 0], seg[..., 1]
-            out[cam] = (types == mujoco.mjtObj.mjOBJ_GEOM) & (ids >= 0) & is_obj[np.maximum(ids, 0)]
+        r.enable_segmentation_rendering()
+        try:
+            for cam in self.cameras:
+                r.update_scene(data, camera=cam)
+                seg = r.render()
+                ids, types = seg[..., 0], seg[..., 1]
+                out[cam] = (types == GEOM) & (ids >= 0) & is_obj[np.maximum(ids, 0)]
+        finally:
+            r.disable_segmentation_rendering()
         return out
 
     def close(self) -> None:
-        for r in (self._rgb, self._seg):
-            if r is not None:
-                r.close()
-        self._rgb = self._seg = None
+        if self._renderer is not None:
+            self._renderer.close()
+        self._renderer = None
 
 
 def object_bodies(model: mujoco.MjModel, objects: list[str]) -> list[int]:
