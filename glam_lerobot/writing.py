@@ -31,6 +31,7 @@ import numpy as np
 from glam_lerobot import provenance
 
 DEFAULT_FEATURE_KEYS = {"timestamp", "frame_index", "episode_index", "index", "task_index"}
+MIN_VIDEO_SIDE = 32  # SVT-AV1 dies with a floating-point exception on smaller frames
 SHARD_SIZE = 20  # episodes per shard: the unit of resumption and of parallel work
 
 
@@ -186,6 +187,9 @@ def write_dataset(
     root = Path(root)
     if not jobs:
         raise ValueError("nothing to write: no episodes were given")
+    for key, ft in features.items():
+        if ft["dtype"] == "video" and min(ft["shape"][:2]) < MIN_VIDEO_SIDE:
+            raise ValueError(f"{key}: {ft['shape'][:2]} frames are too small for the AV1 encoder (min {MIN_VIDEO_SIDE} px)")
     plan_hash = _plan_hash(repo_id, fps, features, jobs, robot_type)
     if root.exists():
         done = provenance.read(root).get("write", {})

@@ -22,17 +22,17 @@ def test_latents_added_as_a_revision_load_with_stock_lerobot_and_parent_is_untou
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     parent = tmp_path / "kinova"
-    summary = write_dataset(parent, "me/kinova", 10, synthetic.features(image_size=16),
-                            [synthetic.job(i, length=6, image_size=16) for i in range(2)], synthetic.produce,
+    summary = write_dataset(parent, "me/kinova", 10, synthetic.features(image_size=32),
+                            [synthetic.job(i, length=6, image_size=32) for i in range(2)], synthetic.produce,
                             glam_meta={"embodiment": "kinova", "task": "synthetic"})
     before = _tree_digest(parent)
     latents = np.arange(summary.frames * 8, dtype=np.float32).reshape(-1, 8)
-    masks = np.zeros((summary.frames, 16, 16, 1), np.uint8)
-    masks[:, 4:8, 4:8] = 255
+    masks = np.zeros((summary.frames, 32, 32, 3), np.uint8)
+    masks[:, 4:12, 4:12] = 255
     child = add_columns(
         parent,
         {schema.LATENT: (latents, {"dtype": "float32", "shape": (8,), "names": None}),
-         **{k: (masks, ft) for k, ft in schema.mask_features((16, 16), ("front",)).items()}},
+         **{k: (masks, ft) for k, ft in schema.mask_features((32, 32), ("front",)).items()}},
         revision="latents-v1", command="test", details={"world_model": "none"},
     )
     assert child.name == "kinova@latents-v1"
@@ -40,7 +40,7 @@ def test_latents_added_as_a_revision_load_with_stock_lerobot_and_parent_is_untou
     ds = LeRobotDataset("me/kinova", root=child, video_backend="pyav")
     np.testing.assert_allclose(ds[7][schema.LATENT].numpy(), latents[7])
     mask = ds[3][schema.mask_key("front")].numpy()
-    assert mask.shape[-2:] == (16, 16) and set(np.unique(mask)) <= {0.0, 1.0}
+    assert mask.shape[-2:] == (32, 32) and set(np.unique(mask)) <= {0.0, 1.0}
     assert ds.meta.stats[schema.LATENT]["max"][0] == latents[:, 0].max()
     assert ds.meta.stats[schema.mask_key("front")]["max"].ravel()[0] == pytest.approx(1.0)
     meta = provenance.read(child)
@@ -51,7 +51,7 @@ def test_latents_added_as_a_revision_load_with_stock_lerobot_and_parent_is_untou
 
 def test_a_column_of_the_wrong_length_is_refused_before_anything_is_written(tmp_path):
     parent = tmp_path / "p"
-    write_dataset(parent, "me/p", 10, synthetic.features(image_size=16), [synthetic.job(0, image_size=16)],
+    write_dataset(parent, "me/p", 10, synthetic.features(image_size=32), [synthetic.job(0, image_size=32)],
                   synthetic.produce)
     with pytest.raises(ValueError, match="has 3 values for 12 frames"):
         add_columns(parent, {schema.LATENT: (np.zeros((3, 8), np.float32), {"dtype": "float32", "shape": (8,)})},

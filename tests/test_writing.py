@@ -68,8 +68,15 @@ def test_an_existing_different_dataset_is_never_overwritten(tmp_path):
 
 def test_wrong_image_size_is_named(tmp_path):
     with pytest.raises(EpisodeError, match="image size"):
-        write_dataset(tmp_path / "ds", "me/x", 10, synthetic.features(image_size=16), [synthetic.job(0)],
+        write_dataset(tmp_path / "ds", "me/x", 10, synthetic.features(image_size=48), [synthetic.job(0)],
                       synthetic.produce)
+
+
+def test_frames_too_small_for_the_video_encoder_are_refused_up_front(tmp_path):
+    with pytest.raises(ValueError, match="too small for the AV1 encoder"):
+        write_dataset(tmp_path / "ds", "me/x", 10, synthetic.features(image_size=16),
+                      [synthetic.job(0, image_size=16)], synthetic.produce)
+    assert not (tmp_path / "ds.partial").exists()
 
 
 def _nan_fixed(job):
