@@ -281,6 +281,8 @@ def push(folder: Path | str, repo_id: str, revision: str | None = None, *, priva
 def dataset_branch(glam: dict, revision: str | None) -> tuple[str, bool]:
     """(branch, derived) for a dataset whose meta/glam.json is `glam`, pushed with `--revision revision`."""
     parent = glam.get("parent")
+    if revision == CODEBASE_TAG:
+        raise HubError(f"{CODEBASE_TAG!r} is LeRobot's version tag, not a branch name; choose another --revision")
     if not parent:
         return revision or "main", False
     name = revision or glam.get("revision")
@@ -487,6 +489,9 @@ def pull(repo_id: str, revision: str | None = None, root: Path | str | None = No
                                   endpoint=endpoint, local_files_only=local_only)
     if root is not None:
         root = Path(root)
+        if root.is_dir() and any(root.iterdir()) and not (root / ".cache" / "huggingface").is_dir():
+            # pull removes files the revision does not have: never do that to a folder it did not create
+            raise HubError(f"{what}: {root} is not empty and was not made by a pull; choose an empty folder")
         kwargs["local_dir"] = root
     elif repo_type == "dataset":
         kwargs["cache_dir"] = lerobot_hub_cache()

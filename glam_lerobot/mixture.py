@@ -200,6 +200,7 @@ def resolve(mixture: Mixture, pull: bool = True) -> list[ResolvedDataset]:
                 raise MixtureError(f"{where}: {role} {ref.repo_id}: root {ref.root} is not a LeRobot dataset "
                                    "(no meta/info.json)")
             root = ref.root
+            _check_local_revision(where, role, ref)
         else:
             try:
                 root = hub.pull_dataset(ref.repo_id, revision=ref.revision, local_only=not pull, progress=False)
@@ -209,6 +210,18 @@ def resolve(mixture: Mixture, pull: bool = True) -> list[ResolvedDataset]:
         check_dataset(mixture, resolved)
         out.append(resolved)
     return out
+
+
+def _check_local_revision(where: str, role: str, ref: DatasetRef) -> None:
+    """A local root holds one revision (meta/glam.json says which): it must be the one the mixture names."""
+    if not ref.revision or (len(ref.revision) == 40 and all(c in "0123456789abcdef" for c in ref.revision)):
+        return  # no revision named, or a commit hash (not recorded locally)
+    glam_path = ref.root / schema.GLAM_META_PATH
+    recorded = (json.loads(glam_path.read_text()).get("revision") if glam_path.is_file() else None) or "main"
+    aliases = {recorded} | ({"v3.0"} if recorded == "main" else set())  # an original is main and LeRobot's v3.0
+    if ref.revision not in aliases:
+        raise MixtureError(f"{where}: {role} {ref.repo_id}: revision {ref.revision!r} was asked for, but root "
+                           f"{ref.root} holds revision {recorded!r} ({glam_path})")
 
 
 def dataset_cameras(root: Path) -> list[str]:

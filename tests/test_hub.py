@@ -119,6 +119,10 @@ def test_derived_revision_goes_to_its_own_branch_and_tag(make_tiny_dataset, tmp_
     # Pushing over an existing branch removes what no longer belongs to it.
     (child / "meta" / "notes.json").write_text(json.dumps({"draft": True}))
     assert hub.push_dataset(child, repo).added == ["meta/notes.json"]
+    checkout = tmp_path / "checkout"
+    assert (hub.pull(repo, "latents-v1", checkout).root / "meta" / "notes.json").is_file()
+    hub.pull(repo, "main", checkout)  # one folder, another revision: nothing of the first one is left
+    assert data_files(checkout) == {k: v for k, v in before.items() if k not in ("README.md", ".gitattributes")}
     (child / "meta" / "notes.json").unlink()
     fixed = hub.push_dataset(child, repo)
     assert fixed.deleted == ["meta/notes.json"] and not fixed.added
@@ -197,6 +201,8 @@ def test_missing_repo_and_missing_revision(make_tiny_dataset):
     hub.push_dataset(root, "test-user/small")
     with pytest.raises(hub.HubError, match=r"has no revision 'masks-v7' \(branches: main; tags: v3.0\)"):
         hub.pull("test-user/small", "masks-v7")
+    with pytest.raises(hub.HubError, match="is not empty and was not made by a pull"):
+        hub.pull("test-user/small", "main", root.parent)  # would delete the user's other files
 
 
 @pytest.mark.usefixtures("hub")

@@ -139,3 +139,13 @@ def test_hub_datasets_are_pulled_at_their_revision(tmp_path, hub, tmp_lerobot_ho
     """)
     with pytest.raises(mx.MixtureError, match=r"test-user/mix_umi.*no revision 'masks-v9'.*branches: cams-v1, main"):
         mx.resolve(mx.load_mixture(missing))
+
+
+def test_local_root_must_hold_the_named_revision(tmp_path, kinova_and_umi):
+    kinova, _ = kinova_and_umi
+    ok = write(tmp_path / "ok.yaml", f"name: m\ntarget: [{{repo_id: test-user/kinova, revision: main, root: {kinova}}}]\n")
+    assert mx.resolve(mx.load_mixture(ok), pull=False)[0].root == kinova
+    wrong = write(tmp_path / "wrong.yaml",
+                  f"name: m\ntarget: [{{repo_id: test-user/kinova, revision: masks-v1, root: {kinova}}}]\n")
+    with pytest.raises(mx.MixtureError, match=r"revision 'masks-v1' was asked for, but root .* holds revision 'main'"):
+        mx.resolve(mx.load_mixture(wrong), pull=False)
