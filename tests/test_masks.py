@@ -87,6 +87,8 @@ def test_masks_become_a_new_revision_and_the_parent_stays_byte_identical(parent,
     assert step["tracker"] == "bytetrack.yaml"
     assert step["empty_frames"] == summary.empty
     assert sorted(step["columns"]) == sorted(schema.mask_key(c) for c in schema.CAMERAS)
+    card = (out / "README.md").read_text()
+    assert "`mask.front`" in card and Path(model).name in card
 
 
 def test_frames_where_nothing_is_found_get_empty_masks_and_are_counted(parent, model, tmp_path):

@@ -83,7 +83,9 @@ def make_masker(backend: str, ds, glam: dict, *, model: str | None, prompt: str 
 
 def mask_episode(masker, ds, ep: int, cameras: list[str]) -> dict[str, np.ndarray]:
     """{camera: (T, H, W) bool} for one episode, from whichever backend."""
-    if hasattr(masker, "task"):  # ground truth: one render call for all cameras
+    from glam_lerobot.masks.groundtruth import GroundTruthMasker
+
+    if isinstance(masker, GroundTruthMasker):  # rendered from the stored states, all cameras in one pass
         return masker.mask_episode(episodes.column(ds, ep, schema.SIM_QPOS))
     return {cam: masker.mask_episode(episodes.camera_frames(ds, ep, cam)) for cam in cameras}
 
@@ -104,8 +106,13 @@ def add_masks(
     imgsz: int | None = None,
     tracker: str | None = "bytetrack.yaml",
     command: str = "glam-lerobot masks add",
-    max_episodes: int | None = None,  # for tests of interruption: stop after this many new episodes
+    max_episodes: int | None = None,
 ) -> MaskSummary:
+    """Mask every episode of the dataset at `root` and write the result as revision `revision` (see module doc).
+
+    `max_episodes` stops the run (KeyboardInterrupt) after that many newly masked episodes, as an interruption
+    would: the work folder keeps them and the next call resumes.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from glam_lerobot.revisions import add_columns, default_root
