@@ -228,3 +228,18 @@ def test_invalid_dataset_is_refused_before_upload(make_tiny_dataset):
     with pytest.raises(hub.HubError, match="field 'observation.images.front' is missing"):
         hub.push_dataset(root, "test-user/broken")
     assert not hub.api().repo_exists("test-user/broken", repo_type="dataset")
+
+
+@pytest.mark.usefixtures("hub")
+def test_lerobots_own_push_to_hub_works_against_the_test_hub(make_tiny_dataset, tmp_lerobot_home):
+    """Other stages may call LeRobot's push_to_hub directly: its card validation (hard-coded to huggingface.co in
+    huggingface_hub 1.x) is routed to the test Hub by glam_lerobot.hub_endpoint, and the data round-trips."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    root = make_tiny_dataset("via_lerobot", episodes=1, frames=2)
+    LeRobotDataset("test-user/via_lerobot", root=root, video_backend="pyav").push_to_hub(push_videos=True)
+    branches, tags = refs("test-user/via_lerobot")
+    assert tags["v3.0"] == branches["main"]
+    pulled = hub.pull("test-user/via_lerobot")
+    assert data_files(pulled.root) == digest(root)
+    assert "LeRobot" in (pulled.root / "README.md").read_text()
