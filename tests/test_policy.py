@@ -187,7 +187,7 @@ def _lerobot(cmd: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("policy_type", ["glam_mip", "mip"])
-def test_stock_lerobot_train_then_saved_policy_acts_the_same_after_reload(mixture, tmp_path, policy_type):
+def test_stock_lerobot_train_then_saved_policy_acts_the_same_after_reload(mixture, tmp_path, policy_type, hub):
     import glam_lerobot.policies.register  # noqa: F401
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
     from lerobot.policies.factory import get_policy_class, make_pre_post_processors
@@ -221,7 +221,23 @@ def test_stock_lerobot_train_then_saved_policy_acts_the_same_after_reload(mixtur
     # the policy's own statistics came through the checkpoint (not the identity defaults)
     assert not torch.allclose(reloaded.action_norm.max, torch.ones(8))
 
-    if policy_type == "glam_mip":  # and stock lerobot-eval runs it in the simulator (env plugin glam_kinova)
+    if policy_type == "glam_mip":
+        # the checkpoint pushes as lerobot-train's --policy.push_to_hub does it, to the test Hub on loopback
+        from lerobot.configs.train import TrainPipelineConfig
+
+        repo_id = "tester/glam_mip-policy"
+        train_cfg = TrainPipelineConfig.from_pretrained(ckpt)
+        policy.config.repo_id = repo_id
+        policy.push_model_to_hub(train_cfg)
+        pre.push_to_hub(repo_id)
+        post.push_to_hub(repo_id)
+        pulled = get_policy_class(policy_type).from_pretrained(repo_id)
+        pre_hub, post_hub = make_pre_post_processors(pulled.config, pretrained_path=repo_id)
+        pulled.reset()
+        from_hub = [post_hub(pulled.select_action(pre_hub(dict(obs)))) for _ in range(3)]
+        for a, b in zip(actions, from_hub, strict=True):
+            torch.testing.assert_close(a, b)
+        # and stock lerobot-eval runs it in the simulator (env plugin glam_kinova)
         _lerobot("lerobot-eval", f"--policy.path={ckpt}", "--env.type=glam_kinova", "--env.task=lift",
                  "--env.image_size=32", "--env.episode_length=12", "--eval.n_episodes=1", "--eval.batch_size=1",
                  f"--output_dir={tmp_path / 'eval'}", cwd=tmp_path)
