@@ -1,9 +1,176 @@
-"""CLI for the ingest stage (being built: see the open issue)."""
+"""CLI for the ingest stage: raw recordings (UMI replay buffers, ROS bags, HDF5 episode files) -> LeRobot datasets."""
 
 from __future__ import annotations
 
+import shlex
+import sys
+from pathlib import Path
+
 import typer
+
+from glam_lerobot import schema
+
+_COMMON = (
+    "Every episode is checked before it is written (lengths, NaN/inf, timestamps, missing keys or topics, image sizes); an "
+    "error names the file, episode and field, and --skip-bad drops bad episodes and lists them instead. Episodes are "
+    "written in parallel shards (--workers) merged by LeRobot's aggregate; an interrupted ingest resumes from "
+    "ROOT.partial/ when run again, and ROOT appears only when complete. Provenance (format, files + sha256, the "
+    "mapping) goes to ROOT/meta/glam.json and the dataset card."
+)
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
+    ingest = typer.Typer(
+        help="Turn raw recordings (UMI replay buffers, ROS 1/2 bags, ALOHA/robomimic HDF5) into canonical LeRobot "
+        "v3 datasets.",
+        no_args_is_help=True,
+    )
+    ingest.command("umi")(umi)
+    ingest.command("rosbag")(rosbag)
+    ingest.command("hdf5")(hdf5)
+    app.add_typer(ingest, name="ingest")
+
+
+def _fail(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(1)
+
+
+def _run(make_plan, root: Path, repo_id: str | None, default_repo: str, workers: int, skip_bad: bool) -> None:
+    from glam_lerobot.writing import EpisodeError
+
+    try:
+        plan = make_plan()
+        summary = plan.write(root, repo_id or default_repo, workers=workers, skip_bad=skip_bad,
+                             command=shlex.join(["glam-lerobot", *sys.argv[1:]]))
+    except (EpisodeError, ValueError, FileExistsError, RuntimeError) as exc:
+        _fail(str(exc))
+    for line in summary.lines():
+        typer.echo(line)
+    typer.echo(f"provenance: {Path(root) / schema.GLAM_META_PATH}")
+
+
+def _size(spec: str | None):
+    from glam_lerobot.ingest import parse_image_size
+
+    try:
+        return parse_image_size(spec)
+    except ValueError:
+        _fail(f"--image-size must look like 224x224, got {spec!r}")
+
+
+ROOT = typer.Option(..., help="output folder of the new dataset (must not hold another dataset)")
+REPO = typer.Option(None, help="repo id written into the dataset [default: local/<format>]")
+FPS = typer.Option(schema.DEFAULT_FPS, help="frames per second of the dataset's grid")
+SIZE = typer.Option(None, help="resize every camera to HxW (e.g. 224x224); default: keep the recorded size")
+WORKERS = typer.Option(1, help="worker processes, each writing a shard")
+SKIP = typer.Option(False, "--skip-bad", help="drop bad episodes and list them in the summary instead of stopping")
+
+
+def umi(
+    inputs: list[Path] = typer.Argument(..., help="UMI replay buffers: dataset.zarr.zip files or .zarr folders"),
+    root: Path = ROOT,
+    repo_id: str = REPO,
+    fps: int = FPS,
+    camera_map: str = typer.Option(
+        "camera0=front,camera1=overhead",
+        help="buffer camera -> dataset camera (overhead | front). UMI's cameras are wrist-mounted GoPros, so the "
+        "names are slots, not viewpoints; a camera left out of the map is not written",
+    ),
+    source_fps: float = typer.Option(59.94, help="frame rate of the buffer (GoPro: 59.94)"),
+    image_size: str = SIZE,
+    task: str = typer.Option("UMI demonstration", help="task string of every episode"),
+    workers: int = WORKERS,
+    skip_bad: bool = SKIP,
+) -> None:
+    """UMI replay buffers -> a dataset without robot state or actions.
+
+    Reads data/camera{i}_rgb (JpegXL), robot{i}_eef_pos, robot{i}_eef_rot_axis_angle, robot{i}_gripper_width and
+    meta/episode_ends; bimanual buffers give two arms. Writes ROOT with the mapped cameras (video) and
+    observation.ee_pose per gripper (position, rotation 6D, width in metres, 0 = closed), on the FPS grid by taking
+    the nearest recorded frame (no interpolation). No observation.state / action: UMI has no robot.
+    """
+    from glam_lerobot.ingest import umi as reader
+
+    _run(lambda: reader.plan(inputs, fps=fps, source_fps=source_fps, camera_map=camera_map,
+                             image_size=_size(image_size), task=task),
+         root, repo_id, "local/umi", workers, skip_bad)
+
+
+umi.__doc__ += "\n    " + _COMMON
+
+
+def rosbag(
+    inputs: list[Path] = typer.Argument(..., help="bags: ROS 1 .bag files, ROS 2 bag folders, .mcap or .db3 files, "
+                                        "or folders holding them; one bag = one episode"),
+    root: Path = ROOT,
+    repo_id: str = REPO,
+    mapping: Path = typer.Option(None, help="topic mapping YAML [default: the packaged kinova_kortex.yaml: "
+                                 "/joint_states (joint_1..7 + robotiq_85_left_knuckle_joint), /camera/color/image_raw "
+                                 "-> front]"),
+    fps: int = FPS,
+    sync: str = typer.Option(None, help="nearest (closest sample, default) or previous (latest sample at or before "
+                             "each grid time); overrides the mapping's `sync`"),
+    image_size: str = SIZE,
+    task: str = typer.Option("Kinova teleoperation", help="task string of every episode"),
+    workers: int = WORKERS,
+    skip_bad: bool = SKIP,
+) -> None:
+    """Kinova teleop bags (ROS 1, ROS 2 mcap or sqlite3, read with rosbags: no ROS install) -> a target-robot dataset.
+
+    Reads the mapping's joint-state, gripper, optional command / ee-pose topics and one or two camera topics
+    (sensor_msgs/Image or CompressedImage), using header stamps. Every stream is put on the FPS grid over the span
+    all topics cover. Writes observation.state (7 joints + gripper opening in metres), action (the command topic's
+    joint targets if mapped, else the NEXT synchronised joint state; gripper command = closedness of the next frame,
+    0 open .. 1 closed), observation.ee_pose (ee-pose topic, else Gen3 forward kinematics + the mapping's
+    tcp_offset) and the cameras (video).
+    """
+    from glam_lerobot.ingest import rosbag as reader
+
+    _run(lambda: reader.plan(inputs, mapping=mapping, fps=fps, image_size=_size(image_size), task=task, sync=sync),
+         root, repo_id, "local/kinova-teleop", workers, skip_bad)
+
+
+rosbag.__doc__ += "\n    " + _COMMON
+
+
+def hdf5(
+    inputs: list[Path] = typer.Argument(..., help="HDF5 files (or folders of *.hdf5 / *.h5)"),
+    root: Path = ROOT,
+    repo_id: str = REPO,
+    layout: str = typer.Option("auto", help="auto | aloha | robomimic"),
+    fps: int = FPS,
+    source_fps: float = typer.Option(None, help="recording rate [default: aloha 50, robomimic 20]"),
+    camera_map: str = typer.Option(None, help="file camera -> dataset camera (overhead | front) [default: aloha "
+                                   "cam_high=overhead,cam_low=front; robomimic agentview=front]"),
+    image_size: str = SIZE,
+    task: str = typer.Option(None, help="task string [default: robomimic env_name, else 'demonstration']"),
+    robot: str = typer.Option("auto", help="robomimic: write state/action (yes), not (no), or when every arm has "
+                              "robot{i}_joint_pos with 7 joints (auto)"),
+    tcp_offset: float = typer.Option(0.12, help="ALOHA: metres from the Gen3 tool interface to the TCP for ee_pose"),
+    workers: int = WORKERS,
+    skip_bad: bool = SKIP,
+) -> None:
+    """ALOHA or robomimic (robosuite, MimicGen) HDF5 -> a LeRobot dataset.
+
+    ALOHA (a file per episode): /observations/qpos -> observation.state, /action -> action, both as recorded and
+    8 values per arm (Gen3: 7 joints + gripper); ee_pose from Gen3 forward kinematics; /observations/images/<cam>
+    (raw or JPEG rows). robomimic (data/demo_k): robot{i}_eef_pos/quat + gripper_qpos -> observation.ee_pose;
+    with robot{i}_joint_pos, state = joints + gripper opening and action = the NEXT joint state + the recorded
+    gripper command mapped to 0 open .. 1 closed. robomimic's `actions` are OSC end-effector deltas, not joint
+    targets, and are never written to `action`; demos without joint positions get no state/action columns.
+    Resampled to FPS by the nearest recorded step.
+    """
+    from glam_lerobot.ingest import hdf5 as reader
+
+    if robot not in ("auto", "yes", "no"):
+        _fail("--robot must be auto, yes or no")
+    _run(lambda: reader.plan(inputs, layout=layout, fps=fps, source_fps=source_fps, camera_map=camera_map,
+                             image_size=_size(image_size), task=task, robot=robot, tcp_offset=tcp_offset),
+         root, repo_id, "local/hdf5", workers, skip_bad)
+
+
+hdf5.__doc__ += "\n    " + _COMMON
