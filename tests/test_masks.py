@@ -171,6 +171,8 @@ def test_cli_adds_masks_and_explains_itself(parent, model, tmp_path):
     runner = CliRunner()
     helped = runner.invoke(app, ["masks", "add", "--help"])
     assert helped.exit_code == 0 and "new revision" in helped.output.lower()
+    missing = runner.invoke(app, ["masks", "add", "--root", str(tmp_path / "nothing"), "--backend", "groundtruth"])
+    assert missing.exit_code == 1 and "not a LeRobot dataset" in missing.output
     res = runner.invoke(app, ["masks", "add", "--root", str(parent), "--backend", "ultralytics", "--model", model,
                               "--objects", "0", "--conf", "1.0", "--tracker", "none", "--cameras", "front",
                               "--revision", "masks-cli"])

@@ -44,6 +44,14 @@ def _command_line(name: str, args: dict) -> str:
     return " ".join(parts)
 
 
+def _fail(message: str) -> None:
+    """Bad input: one clear line on stderr, exit status 1, no traceback."""
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(1)
+
+
 def _list(text: Optional[str]) -> Optional[list[str]]:
     from glam_lerobot.masks.objects import parse_list
 
@@ -79,11 +87,14 @@ def add(
 
     from glam_lerobot.masks.add import add_masks
 
-    summary = add_masks(
-        root, backend, model=model, prompt=prompt, objects=_list(objects), revision=revision, output=output,
-        cameras=_list(cameras), batch=batch, conf=conf, device=device, imgsz=imgsz,
-        tracker=None if tracker == "none" else tracker, command=command,
-    )
+    try:
+        summary = add_masks(
+            root, backend, model=model, prompt=prompt, objects=_list(objects), revision=revision, output=output,
+            cameras=_list(cameras), batch=batch, conf=conf, device=device, imgsz=imgsz,
+            tracker=None if tracker == "none" else tracker, command=command,
+        )
+    except (ValueError, FileExistsError, FileNotFoundError) as exc:
+        _fail(str(exc))
     console = Console()
     for line in summary.lines():
         console.print(line)
@@ -117,9 +128,12 @@ def score(
 
     from glam_lerobot.masks.score import score_masks
 
-    rows = score_masks(root, model, prompt=prompt, objects=_list(objects), gt_objects=_list(gt_objects),
-                       cameras=_list(cameras), max_episodes=episodes, panel=panel, batch=batch, conf=conf,
-                       device=device, imgsz=imgsz, tracker=None if tracker == "none" else tracker)
+    try:
+        rows = score_masks(root, model, prompt=prompt, objects=_list(objects), gt_objects=_list(gt_objects),
+                           cameras=_list(cameras), max_episodes=episodes, panel=panel, batch=batch, conf=conf,
+                           device=device, imgsz=imgsz, tracker=None if tracker == "none" else tracker)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
     table = Table(title=f"mask IoU of {model}")
     for col in ("task", "camera", "frames", "mean IoU", "pred empty", "true empty", "truth"):
         table.add_column(col)

@@ -128,7 +128,8 @@ def add_masks(
         raise ValueError(f"{root}: no camera {unknown} (cameras: {', '.join(all_cams)})")
     existing = [schema.mask_key(c) for c in cameras if schema.mask_key(c) in ds.meta.features]
     if existing:
-        raise ValueError(f"{root}: already has {existing}; mask the parent revision instead")
+        raise ValueError(f"{root}: already has mask columns {existing}; mask another --cameras, or a revision "
+                         "without them (LeRobot's remove_feature)")
     revision = revision or f"masks-{backend}"
     output = Path(output) if output else default_root(root, revision)
     if output.exists():
