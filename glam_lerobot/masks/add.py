@@ -139,7 +139,9 @@ def add_masks(
 
     # The work folder belongs to one plan: same parent, same backend settings. Anything else is refused.
     work = work_dir(output)
-    plan = {"parent": str(root.resolve()), "frames": ds.meta.total_frames, "cameras": cameras, **details}
+    # (the device is left out: masks from a run resumed on another device are the same masks)
+    plan = {"parent": str(root.resolve()), "frames": ds.meta.total_frames, "cameras": cameras,
+            **{k: v for k, v in details.items() if k != "device"}}
     plan_hash = hashlib.sha256(json.dumps(plan, sort_keys=True, default=str).encode()).hexdigest()[:16]
     plan_file = work / "plan.json"
     if work.exists() and plan_file.exists() and json.loads(plan_file.read_text()).get("hash") != plan_hash:
@@ -166,11 +168,11 @@ def add_masks(
             done_now += 1
             progress.update(bar, advance=1)
 
-    # Every episode is done: assemble the columns in global index order (episodes are stored in order).
+    # Every episode is done: assemble each column in global index order, the order add_features expects.
     new_columns, empty, per_episode_empty = {}, {}, {cam: [] for cam in cameras}
     for cam in cameras:
         h, w = episodes.image_size(ds, cam)
-        parts = []
+        masks = np.zeros((ds.meta.total_frames, h, w), bool)
         for ep in range(n_eps):
             with np.load(cache[ep]) as z:
                 m = columns.unpack(z[cam], w)
@@ -178,11 +180,11 @@ def add_masks(
             if m.shape != (hi - lo, h, w):
                 raise ValueError(f"{cache[ep]}: camera {cam} holds {m.shape}, episode {ep} needs {(hi - lo, h, w)}")
             per_episode_empty[cam].append(int((~m.reshape(len(m), -1).any(1)).sum()))
-            parts.append(m)
-        masks = np.concatenate(parts)
+            masks[lo:hi] = m
         empty[cam] = int(sum(per_episode_empty[cam]))
-        new_columns[schema.mask_key(cam)] = (columns.to_image(masks), schema.mask_features((h, w), (cam,))[schema.mask_key(cam)])
-        del parts, masks
+        key = schema.mask_key(cam)
+        new_columns[key] = (columns.to_image(masks), schema.mask_features((h, w), (cam,))[key])
+        del masks
 
     details = {**details, "cameras": cameras, "frames": ds.meta.total_frames, "empty_frames": empty,
                "empty_frames_per_episode": per_episode_empty}
