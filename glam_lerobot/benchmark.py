@@ -1,0 +1,560 @@
+"""The paper's comparison, reproduced in our simulator: `glam-lerobot benchmark`.
+
+    run_benchmark(task, methods, seeds, scale, output, scaling=False) -> dict (everything results.json holds)
+
+1. Data (shared by every method, recorded once, reused by later runs): Kinova expert episodes (target: RGB, object
+   masks, state, actions) and floating-UMI-gripper episodes (auxiliary: RGB, masks, no actions), recorded with
+   `sim record` in chunks of `scale.chunk` episodes from disjoint seed ranges, so the data-scaling runs take the
+   first k chunks. A third source for Table 1 (`glam_o_3src`): Kinova video without actions, as a second auxiliary
+   dataset; nothing else changes.
+2. Per method and training seed, in OUTPUT/runs/<run>/seed-<s>/, each step skipped when its output is complete:
+   world model (train-wm --method glam|clam|lapa, --input rgb|masks) -> relabel -> stock `lerobot-train`
+   (`glam_mip` on the relabelled mixture; `mip` on the target data for the MIP baseline) -> stock `lerobot-eval`
+   on `glam_kinova` from held-out seeds (never used for recording) -> result.json.
+3. OUTPUT/results.json (every number), results.md (the table), success_rates.png (bars with 95% Wilson intervals,
+   and the Newcombe-Wilson interval of GLAM-O minus the best baseline), with --scaling scaling.png (Figure 4).
+
+Methods (GLAM paper section 4):
+  mip      plain MIP BC on the target data (no world model)
+  clam(_o) CLAM on RGB (object masks): world model and latents on the target data only
+  lapa(_o) LAPA on RGB (object masks): NSVQ codes learned on target + auxiliary
+  glam(_o) GLAM on RGB (object masks): target + auxiliary
+  glam_o_3src  GLAM-O with the third source added to the mixture
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from glam_lerobot import stats
+
+# ---- the scales: one visible place ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big a benchmark run is. Episode counts are per chunk; a run uses whole chunks."""
+
+    name: str
+    image_size: int  # square frames for recording, world model, policy and evaluation
+    chunk: int  # episodes per recorded chunk (the unit of the data-scaling curves)
+    target_chunks: int  # target episodes of the main comparison = target_chunks * chunk (paper: 100)
+    aux_chunks: int  # auxiliary (UMI) episodes = aux_chunks * chunk (paper: 400)
+    third_chunks: int  # third-source episodes for glam_o_3src (paper Table 1: 100)
+    wm_steps: int
+    wm_batch: int
+    policy_steps: int
+    policy_batch: int
+    mip_blocks: int  # paper: 10 residual blocks of width 256
+    n_action_steps: int
+    eval_episodes: int  # held-out rollouts per training seed (paper: 5 test seeds x 10 rollouts = 50)
+    eval_episode_length: int | None = None  # cap on control steps per rollout; None = the task's own limit
+    scaling_target_chunks: tuple[int, ...] = (1, 2, 3, 4, 5)  # MIP: 100..500 target episodes in the paper
+    scaling_aux_chunks: tuple[int, ...] = (0, 1, 2, 3, 4)  # GLAM-O: 100 target + 0..400 auxiliary
+    threads: int | None = None  # torch threads per process (1 is fastest on a shared CPU)
+    record_workers: int = 2
+    description: str = ""
+
+
+SCALES: dict[str, Scale] = {
+    # The paper's data (100 Kinova + 400 UMI episodes, 3 seeds x 50 held-out rollouts) and MIP's training length
+    # order; the paper gives no world-model step count, so 50k steps of 256 transitions is our choice. For a GPU.
+    "paper": Scale("paper", image_size=96, chunk=100, target_chunks=1, aux_chunks=4, third_chunks=1,
+                   wm_steps=50_000, wm_batch=256, policy_steps=100_000, policy_batch=256, mip_blocks=10,
+                   n_action_steps=8, eval_episodes=50, record_workers=8,
+                   description="paper data sizes (100 target + 400 aux), GPU training lengths, 96 px"),
+    # Sized for a 2-core CPU in a few hours: 20 target + 80 auxiliary episodes (the paper's 1:4 ratio), 32 px,
+    # short world-model and policy training, 10 held-out rollouts per seed.
+    "cpu": Scale("cpu", image_size=32, chunk=20, target_chunks=1, aux_chunks=4, third_chunks=1,
+                 wm_steps=1500, wm_batch=32, policy_steps=1500, policy_batch=32, mip_blocks=4,
+                 n_action_steps=8, eval_episodes=10, threads=1,
+                 scaling_target_chunks=(1, 2, 3), scaling_aux_chunks=(0, 2, 4),
+                 description="20 target + 80 aux episodes, 32 px, 1.5k WM / 1.5k policy steps, 10 rollouts/seed"),
+    # What a busy shared 2-core machine affords in about an hour (one seed): 10 target + 20 auxiliary episodes,
+    # a few hundred steps. Far too little to reproduce the paper; it shows the pipeline produces numbers.
+    "small": Scale("small", image_size=32, chunk=10, target_chunks=1, aux_chunks=2, third_chunks=1,
+                   wm_steps=300, wm_batch=32, policy_steps=500, policy_batch=32, mip_blocks=4,
+                   n_action_steps=8, eval_episodes=5, threads=1,
+                   scaling_target_chunks=(1, 2, 3), scaling_aux_chunks=(0, 1, 2),
+                   description="10 target + 20 aux episodes, 32 px, 300 WM / 500 policy steps, 5 rollouts/seed"),
+    # A smoke test of the whole pipeline (tests, first runs): nothing here can learn the task.
+    "micro": Scale("micro", image_size=32, chunk=1, target_chunks=1, aux_chunks=1, third_chunks=1,
+                   wm_steps=2, wm_batch=8, policy_steps=2, policy_batch=4, mip_blocks=1, n_action_steps=4,
+                   eval_episodes=1, eval_episode_length=4, threads=1, record_workers=1,
+                   scaling_target_chunks=(1, 2), scaling_aux_chunks=(0, 1),
+                   description="1 episode per source, 2 training steps, 1 rollout of 4 steps: plumbing only"),
+}
+
+METHODS = ("mip", "clam", "clam_o", "lapa", "lapa_o", "glam", "glam_o", "glam_o_3src")
+LABELS = {"mip": "MIP", "clam": "CLAM", "clam_o": "CLAM-O", "lapa": "LAPA", "lapa_o": "LAPA-O", "glam": "GLAM",
+          "glam_o": "GLAM-O", "glam_o_3src": "GLAM-O + 3rd source"}
+
+# seed ranges: recording chunks never overlap each other or the evaluation seeds
+TARGET_SEED0, AUX_SEED0, THIRD_SEED0, EVAL_SEED0 = 0, 1_000_000, 2_000_000, 9_000_000
+
+
+@dataclass(frozen=True)
+class Run:
+    """One trained-and-evaluated configuration: a method on some chunks of data, for one training seed."""
+
+    method: str
+    seed: int
+    target_chunks: int
+    aux_chunks: int
+    third: bool = False
+
+    @property
+    def world_model(self) -> str | None:
+        return None if self.method == "mip" else self.method.split("_")[0]
+
+    @property
+    def input(self) -> str:
+        return "masks" if "_o" in self.method else "rgb"
+
+    @property
+    def name(self) -> str:
+        return f"{self.method}-t{self.target_chunks}-a{self.aux_chunks}" + ("-3src" if self.third else "")
+
+    @property
+    def uses_aux(self) -> bool:
+        # MIP and CLAM are single-source (paper section 4): they never see the auxiliary data
+        return self.method not in ("mip", "clam", "clam_o")
+
+
+def main_runs(methods: list[str], seeds: int, scale: Scale) -> list[Run]:
+    runs = []
+    for m in methods:
+        for s in range(seeds):
+            if m == "glam_o_3src":
+                runs.append(Run("glam_o", s, scale.target_chunks, scale.aux_chunks, third=True))
+            else:
+                runs.append(Run(m, s, scale.target_chunks, scale.aux_chunks if Run(m, s, 0, 0).uses_aux else 0))
+    return runs
+
+
+def scaling_runs(seeds: int, scale: Scale) -> list[Run]:
+    runs = [Run("mip", s, k, 0) for k in scale.scaling_target_chunks for s in range(seeds)]
+    runs += [Run("glam_o", s, 1, k) for k in scale.scaling_aux_chunks for s in range(seeds)]
+    return runs
+
+
+def method_of(run: Run) -> str:
+    return "glam_o_3src" if run.third else run.method
+
+
+# ---- data ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Data:
+    root: Path
+    task: str
+    scale: Scale
+    summaries: dict = field(default_factory=dict)
+
+    def chunk_root(self, kind: str, k: int) -> Path:
+        return self.root / f"{kind}-{k:03d}"
+
+    def ensure_chunk(self, kind: str, k: int) -> Path:
+        """Record chunk k of `kind` (target | aux | third) unless it exists; returns its root."""
+        from glam_lerobot.sim.record import record
+
+        root = self.chunk_root(kind, k)
+        if (root / "meta" / "info.json").is_file():
+            return root
+        if root.exists():  # the writer renames only complete datasets into place; anything else is stale
+            shutil.rmtree(root)
+        embodiment = "umi" if kind == "aux" else "kinova"
+        seed0 = {"target": TARGET_SEED0, "aux": AUX_SEED0, "third": THIRD_SEED0}[kind] + k * self.scale.chunk
+        summary = record(self.task, embodiment, self.scale.chunk, seed0, root, repo_id=f"bench/{kind}-{k:03d}",
+                         image_size=self.scale.image_size, masks=True, workers=self.scale.record_workers)
+        self.summaries[root.name] = {"episodes": summary.episodes, "frames": summary.frames,
+                                     "skipped": len(summary.skipped), "seconds": summary.seconds}
+        return root
+
+    def target_dataset(self, chunks: int) -> tuple[str, Path]:
+        """(repo_id, root) of one dataset holding the first `chunks` target chunks (MIP trains on one dataset)."""
+        roots = [self.ensure_chunk("target", k) for k in range(chunks)]
+        if chunks == 1:
+            return "bench/target-000", roots[0]
+        root = self.root / f"target-first{chunks}"
+        if not (root / "meta" / "info.json").is_file():
+            from lerobot.datasets.aggregate import aggregate_datasets
+
+            tmp = root.with_name(root.name + ".partial")
+            shutil.rmtree(tmp, ignore_errors=True)
+            aggregate_datasets([f"bench/target-{k:03d}" for k in range(chunks)], f"bench/target-first{chunks}",
+                               roots=roots, aggr_root=tmp)
+            tmp.rename(root)
+        return f"bench/target-first{chunks}", root
+
+    def mixture(self, run: Run, with_aux: bool):
+        from glam_lerobot.mixture import DatasetRef, Mixture
+
+        target = [DatasetRef(f"bench/target-{k:03d}", root=self.ensure_chunk("target", k))
+                  for k in range(run.target_chunks)]
+        aux = []
+        if with_aux:
+            aux = [DatasetRef(f"bench/aux-{k:03d}", root=self.ensure_chunk("aux", k)) for k in range(run.aux_chunks)]
+            if run.third:
+                aux += [DatasetRef(f"bench/third-{k:03d}", root=self.ensure_chunk("third", k))
+                        for k in range(self.scale.third_chunks)]
+        return Mixture(name=run.name.replace(".", "_"), target=target, auxiliary=aux)
+
+
+# ---- one run ---------------------------------------------------------------------------------------------------
+
+
+def _done(folder: Path) -> bool:
+    return (folder / ".done").is_file()
+
+
+def _mark(folder: Path, info: dict | None = None) -> None:
+    (folder / ".done").write_text(json.dumps(info or {}, default=str) + "\n")
+
+
+def _fresh(folder: Path) -> Path:
+    """An unfinished step's leftovers are removed before it runs again (its tools refuse existing outputs)."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    return folder
+
+
+def _lerobot(cmd: str, args: list[str], log: Path, threads: int | None) -> None:
+    exe = Path(sys.executable).with_name(cmd)
+    env = {**os.environ, "SVT_LOG": os.environ.get("SVT_LOG", "1")}
+    if threads:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    with log.open("w") as f:
+        proc = subprocess.run([str(exe), *args], stdout=f, stderr=subprocess.STDOUT, env=env)
+    if proc.returncode != 0:
+        tail = log.read_text()[-3000:]
+        raise RuntimeError(f"{cmd} failed (exit {proc.returncode}); log {log}:\n{tail}")
+
+
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def execute(run: Run, data: Data, scale: Scale, out: Path, log=print) -> dict:
+    """Train and evaluate one run in out/runs/<run.name>/seed-<seed>/ (skipping finished steps)."""
+    folder = out / "runs" / run.name / f"seed-{run.seed}"
+    result_path = folder / "result.json"
+    if result_path.is_file():
+        return {**json.loads(result_path.read_text()), "cached": True}
+    folder.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    extra: dict = {}
+
+    if run.world_model:
+        from glam_lerobot.world_model.train import TrainSettings, train_world_model
+
+        wm = folder / "wm"
+        train_mix = data.mixture(run, with_aux=run.uses_aux)
+        if not _done(wm):
+            t = time.perf_counter()
+            log(f"[{run.name} seed {run.seed}] world model ({run.world_model}, {run.input}): {scale.wm_steps} steps")
+            settings = TrainSettings(input=run.input, method=run.world_model, steps=scale.wm_steps,
+                                     batch_size=scale.wm_batch, seed=run.seed, image_size=scale.image_size,
+                                     save_every=max(scale.wm_steps // 5, 1), threads=scale.threads)
+            summary = train_world_model(train_mix, wm, settings, resume=wm.exists() and any(wm.iterdir()),
+                                        progress=False)
+            _mark(wm, {"last": summary.last})
+            timings["world_model_s"] = time.perf_counter() - t
+        extra["world_model_last_losses"] = json.loads((wm / ".done").read_text()).get("last", {})
+        if run.world_model == "lapa":
+            from glam_lerobot.world_model.checkpoint import load_world_model
+            from glam_lerobot.world_model.lapa import codebook_usage
+
+            usage = codebook_usage(load_world_model(wm)[0])
+            extra["codebook"] = {k: v for k, v in usage.items()}
+        relabelled = folder / "relabel"
+        if not _done(relabelled):
+            from glam_lerobot.world_model.relabel import relabel
+
+            t = time.perf_counter()
+            log(f"[{run.name} seed {run.seed}] relabel")
+            _fresh(relabelled)
+            relabel(wm, data.mixture(run, with_aux=run.uses_aux), relabelled, revision="latents", progress=False)
+            relabelled.mkdir(exist_ok=True)
+            _mark(relabelled)
+            timings["relabel_s"] = time.perf_counter() - t
+        repo_id, dataset_root, policy_type = "bench/mixture", relabelled / "mixture", "glam_mip"
+    else:
+        repo_id, dataset_root = data.target_dataset(run.target_chunks)
+        policy_type = "mip"
+
+    policy = folder / "policy"
+    if not _done(policy):
+        t = time.perf_counter()
+        log(f"[{run.name} seed {run.seed}] lerobot-train --policy.type={policy_type}: {scale.policy_steps} steps")
+        _fresh(policy)
+        folder.joinpath("logs").mkdir(exist_ok=True)
+        _lerobot("lerobot-train", [
+            f"--policy.type={policy_type}", f"--dataset.repo_id={repo_id}", f"--dataset.root={dataset_root}",
+            "--policy.push_to_hub=false", f"--policy.device={_device()}", f"--steps={scale.policy_steps}",
+            f"--batch_size={scale.policy_batch}", "--num_workers=0", f"--seed={run.seed}",
+            f"--log_freq={max(scale.policy_steps // 20, 1)}", f"--save_freq={scale.policy_steps}",
+            f"--policy.mip_blocks={scale.mip_blocks}", f"--policy.n_action_steps={scale.n_action_steps}",
+            f"--output_dir={policy}",
+        ], folder / "logs" / "train.log", scale.threads)
+        _mark(policy)
+        timings["policy_s"] = time.perf_counter() - t
+    checkpoint = policy / "checkpoints" / "last" / "pretrained_model"
+
+    evaluation = folder / "eval"
+    if not _done(evaluation):
+        t = time.perf_counter()
+        log(f"[{run.name} seed {run.seed}] lerobot-eval: {scale.eval_episodes} held-out rollouts")
+        _fresh(evaluation)
+        folder.joinpath("logs").mkdir(exist_ok=True)
+        length = [f"--env.episode_length={scale.eval_episode_length}"] if scale.eval_episode_length else []
+        _lerobot("lerobot-eval", [
+            f"--policy.path={checkpoint}", "--env.type=glam_kinova", f"--env.task={data.task}",
+            f"--env.image_size={scale.image_size}", *length, f"--eval.n_episodes={scale.eval_episodes}",
+            "--eval.batch_size=1", f"--seed={EVAL_SEED0 + 1000 * run.seed}", f"--policy.device={_device()}",
+            f"--output_dir={evaluation}",
+        ], folder / "logs" / "eval.log", scale.threads)
+        _mark(evaluation)
+        timings["eval_s"] = time.perf_counter() - t
+    successes = read_successes(evaluation / "eval_info.json", scale.eval_episodes)
+
+    result = {"method": method_of(run), "run": run.name, **asdict(run), "successes": successes,
+              "k": int(sum(successes)), "n": len(successes), "rate": sum(successes) / max(len(successes), 1),
+              "eval_seeds": [EVAL_SEED0 + 1000 * run.seed + i for i in range(len(successes))],
+              "timings": timings, **extra}
+    tmp = result_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    tmp.rename(result_path)
+    return {**result, "cached": False}
+
+
+def read_successes(path: Path, expected: int) -> list[bool]:
+    """Per-rollout success from lerobot-eval's eval_info.json (per-task metrics, or the single-env layout)."""
+    info = json.loads(Path(path).read_text())
+    found: list[bool] = []
+    for task in info.get("per_task", []):
+        found += [bool(s) for s in task.get("metrics", {}).get("successes", [])]
+    if not found and "per_episode" in info:
+        found = [bool(e["success"]) for e in info["per_episode"]]
+    if len(found) != expected:
+        raise ValueError(f"{path}: expected {expected} rollouts, found {len(found)} per-episode results")
+    return found
+
+
+# ---- summarise -------------------------------------------------------------------------------------------------
+
+
+def summarise(results: list[dict]) -> dict:
+    """Per method: pooled successes over seeds, the rate, its 95% Wilson interval, per-seed rates."""
+    out: dict = {}
+    for r in results:
+        m = out.setdefault(r["method"], {"k": 0, "n": 0, "per_seed": {}})
+        m["k"] += r["k"]
+        m["n"] += r["n"]
+        m["per_seed"][r["seed"]] = r["rate"]
+        if "codebook" in r:
+            m.setdefault("codebook", {})[r["seed"]] = {k: r["codebook"][k] for k in ("perplexity", "fraction_used")}
+    for m in out.values():
+        m["rate"] = m["k"] / m["n"]
+        m["wilson95"] = list(stats.wilson(m["k"], m["n"]))
+    return out
+
+
+def compare(summary: dict, ours: str = "glam_o") -> dict | None:
+    """Newcombe-Wilson 95% interval of `ours` minus the best baseline (highest pooled rate among non-GLAM)."""
+    baselines = {m: s for m, s in summary.items() if not m.startswith("glam")}
+    if ours not in summary or not baselines:
+        return None
+    best = max(baselines, key=lambda m: baselines[m]["rate"])
+    a, b = summary[ours], baselines[best]
+    d, lo, hi = stats.newcombe_wilson(a["k"], a["n"], b["k"], b["n"])
+    return {"ours": ours, "best_baseline": best, "difference": d, "newcombe_wilson95": [lo, hi]}
+
+
+def markdown_table(summary: dict, comparison: dict | None, scale: Scale, task: str, seeds: int) -> str:
+    lines = [f"# {task}: success rates ({scale.name} scale)", "",
+             f"Scale: {scale.description}. {seeds} training seed(s) x {scale.eval_episodes} held-out rollouts; "
+             "95% Wilson intervals of the pooled rate.", "",
+             "| method | successes | rate | 95% Wilson | per seed |", "|---|---|---|---|---|"]
+    for m in [x for x in METHODS if x in summary]:
+        s = summary[m]
+        per = ", ".join(f"{v:.0%}" for _, v in sorted(s["per_seed"].items()))
+        lines.append(f"| {LABELS[m]} | {s['k']}/{s['n']} | {s['rate']:.1%} | "
+                     f"[{s['wilson95'][0]:.1%}, {s['wilson95'][1]:.1%}] | {per} |")
+    if comparison:
+        c = comparison
+        lines += ["", f"{LABELS[c['ours']]} minus the best baseline ({LABELS[c['best_baseline']]}): "
+                      f"{c['difference']:+.1%}, 95% Newcombe-Wilson [{c['newcombe_wilson95'][0]:+.1%}, "
+                      f"{c['newcombe_wilson95'][1]:+.1%}]"]
+    books = {m: s["codebook"] for m, s in summary.items() if "codebook" in s}
+    for m, per_seed in books.items():
+        vals = "; ".join(f"seed {k}: perplexity {v['perplexity']:.2f}, {v['fraction_used']:.0%} of codes used"
+                         for k, v in sorted(per_seed.items()))
+        lines += ["", f"{LABELS[m]} codebook use over training: {vals}"]
+    return "\n".join(lines) + "\n"
+
+
+def bar_chart(summary: dict, comparison: dict | None, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = [m for m in METHODS if m in summary]
+    rates = [summary[m]["rate"] for m in methods]
+    lo = [summary[m]["rate"] - summary[m]["wilson95"][0] for m in methods]
+    hi = [summary[m]["wilson95"][1] - summary[m]["rate"] for m in methods]
+    fig, ax = plt.subplots(figsize=(1.2 * len(methods) + 2, 4))
+    colours = ["tab:green" if m.startswith("glam") else "tab:gray" for m in methods]
+    ax.bar(range(len(methods)), rates, yerr=[lo, hi], capsize=4, color=colours)
+    for i, m in enumerate(methods):
+        ax.text(i, rates[i] + 0.02, f"{summary[m]['k']}/{summary[m]['n']}", ha="center", fontsize=8)
+    ax.set_xticks(range(len(methods)), [LABELS[m] for m in methods], rotation=20)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("success rate (95% Wilson)")
+    if comparison:
+        c = comparison
+        title += (f"\n{LABELS[c['ours']]} - {LABELS[c['best_baseline']]}: {c['difference']:+.0%} "
+                  f"[{c['newcombe_wilson95'][0]:+.0%}, {c['newcombe_wilson95'][1]:+.0%}] (Newcombe-Wilson 95%)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def scaling_summary(results: list[dict], scale: Scale) -> dict:
+    """Figure 4: success against total episodes for MIP (more target) and GLAM-O (100 target + more auxiliary)."""
+    curves: dict = {"mip": {}, "glam_o": {}}
+    for r in results:
+        key = "mip" if r["method"] == "mip" else "glam_o"
+        episodes = (r["target_chunks"] + r["aux_chunks"]) * scale.chunk
+        point = curves[key].setdefault(episodes, {"k": 0, "n": 0, "target_episodes": r["target_chunks"] * scale.chunk,
+                                                  "aux_episodes": r["aux_chunks"] * scale.chunk})
+        point["k"] += r["k"]
+        point["n"] += r["n"]
+    for points in curves.values():
+        for p in points.values():
+            p["rate"] = p["k"] / p["n"]
+            p["wilson95"] = list(stats.wilson(p["k"], p["n"]))
+    return {m: {str(k): v for k, v in sorted(points.items())} for m, points in curves.items()}
+
+
+def scaling_plot(curves: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for m, label, colour in (("mip", "MIP: more target episodes", "tab:gray"),
+                             ("glam_o", "GLAM-O: target + more auxiliary", "tab:green")):
+        pts = sorted(curves.get(m, {}).items(), key=lambda kv: int(kv[0]))
+        if not pts:
+            continue
+        x = [int(k) for k, _ in pts]
+        y = [p["rate"] for _, p in pts]
+        err = [[p["rate"] - p["wilson95"][0] for _, p in pts], [p["wilson95"][1] - p["rate"] for _, p in pts]]
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label, color=colour)
+    ax.set_xlabel("episodes in training (target + auxiliary)")
+    ax.set_ylabel("success rate (95% Wilson)")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ---- the whole benchmark ---------------------------------------------------------------------------------------
+
+
+def check_request(task: str, methods: list[str], seeds: int, scale: str) -> Scale:
+    from glam_lerobot.sim import tasks
+
+    tasks.check_task(task)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"--methods: unknown {unknown} (choose from {', '.join(METHODS)})")
+    if not methods:
+        raise ValueError("--methods: name at least one method")
+    if seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {seeds}")
+    if scale not in SCALES:
+        raise ValueError(f"--scale: unknown {scale!r} (choose from {', '.join(SCALES)})")
+    return SCALES[scale]
+
+
+def run_benchmark(task: str, methods: list[str], seeds: int, scale: str | Scale, output: Path | str,
+                  scaling: bool = False, data_dir: Path | str | None = None, log=print) -> dict:
+    """Record or reuse the data, train and evaluate every (method, seed), and write the table, plots and JSON."""
+    sc = scale if isinstance(scale, Scale) else check_request(task, methods, seeds, scale)
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    settings_path = out / "benchmark.json"
+    settings = {"task": task, "scale": asdict(sc)}
+    if settings_path.is_file():
+        before = json.loads(settings_path.read_text())
+        if before["task"] != task or before["scale"] != json.loads(json.dumps(asdict(sc))):
+            raise ValueError(f"{out} holds a benchmark of task {before['task']!r} at scale "
+                             f"{before['scale']['name']!r} with other settings; choose another --output")
+    settings_path.write_text(json.dumps(settings, indent=2) + "\n")
+    data = Data(Path(data_dir) if data_dir else out / "data", task, sc)
+    data.root.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.perf_counter()
+    runs = main_runs(methods, seeds, sc)
+    extra = [r for r in scaling_runs(seeds, sc) if r not in runs] if scaling else []
+    results, reused = [], 0
+    for i, run in enumerate(runs + extra):
+        log(f"({i + 1}/{len(runs) + len(extra)}) {run.name} seed {run.seed}")
+        r = execute(run, data, sc, out, log=log)
+        reused += bool(r.pop("cached"))
+        results.append(r)
+
+    main = [r for r, run in zip(results, runs + extra) if run in runs]
+    summary = summarise(main)
+    comparison = compare(summary)
+    report = {"task": task, "scale": asdict(sc), "seeds": seeds, "methods": methods, "summary": summary,
+              "comparison": comparison, "runs": results, "data": data.summaries,
+              "runs_reused": reused, "runs_trained": len(results) - reused,
+              "seconds": time.perf_counter() - t0}
+    (out / "results.md").write_text(markdown_table(summary, comparison, sc, task, seeds))
+    bar_chart(summary, comparison, out / "success_rates.png", f"{task}, {sc.name} scale, {seeds} seed(s)")
+    if scaling:
+        scaling_results = [r for r, run in zip(results, runs + extra)
+                           if (run.method == "mip" and run.aux_chunks == 0 and not run.third)
+                           or (run.method == "glam_o" and run.target_chunks == 1 and not run.third)]
+        report["scaling"] = scaling_summary(scaling_results, sc)
+        scaling_plot(report["scaling"], out / "scaling.png", f"{task}: data scaling ({sc.name} scale)")
+    tmp = out / "results.json.tmp"
+    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    tmp.rename(out / "results.json")
+    return report
+
+
+def summary_lines(report: dict, output: Path) -> list[str]:
+    lines = []
+    for m in [x for x in METHODS if x in report["summary"]]:
+        s = report["summary"][m]
+        lines.append(f"{LABELS[m]:<20} {s['k']:>4}/{s['n']:<4} {s['rate']:6.1%}  "
+                     f"95% Wilson [{s['wilson95'][0]:.1%}, {s['wilson95'][1]:.1%}]")
+    c = report.get("comparison")
+    if c:
+        lines.append(f"{LABELS[c['ours']]} - {LABELS[c['best_baseline']]}: {c['difference']:+.1%} "
+                     f"(95% Newcombe-Wilson [{c['newcombe_wilson95'][0]:+.1%}, {c['newcombe_wilson95'][1]:+.1%}])")
+    lines.append(f"{report['runs_trained']} run(s) trained, {report['runs_reused']} reused from the cache, "
+                 f"in {report['seconds']:.0f} s")
+    written = ["results.json", "results.md", "success_rates.png"] + (["scaling.png"] if "scaling" in report else [])
+    lines.append(f"wrote {', '.join(str(Path(output) / w) for w in written)}")
+    return lines
+

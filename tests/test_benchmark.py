@@ -1,0 +1,102 @@
+"""`glam-lerobot benchmark`: the intervals it reports, and a micro run end to end (twice: the second from cache).
+
+The micro scale records one episode per source with the simulator's own `sim record`, trains for two steps and
+evaluates one 4-step rollout through stock lerobot-train / lerobot-eval: it checks the plumbing, not the paper.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from glam_lerobot import stats
+
+
+# --- intervals, against published hand-computed values ------------------------------------------------------------
+def test_wilson_interval_matches_newcombe_1998_examples():
+    # Newcombe (1998), Stat. Med. 17:857, Table I: 81/263 -> 0.2553-0.3662, 15/148 -> 0.0624-0.1605
+    assert stats.wilson(81, 263) == pytest.approx((0.2553, 0.3662), abs=5e-5)
+    assert stats.wilson(15, 148) == pytest.approx((0.0624, 0.1605), abs=5e-5)
+    # the edges: 0/10 -> [0, z^2/(n+z^2)], 10/10 mirrors it
+    z2 = stats.Z95 ** 2
+    assert stats.wilson(0, 10) == pytest.approx((0.0, z2 / (10 + z2)))
+    assert stats.wilson(10, 10) == pytest.approx((10 / (10 + z2), 1.0))
+    with pytest.raises(ValueError, match="k=11"):
+        stats.wilson(11, 10)
+
+
+def test_newcombe_wilson_difference_matches_newcombe_1998_method_10():
+    # Newcombe (1998), Stat. Med. 17:873, Table II, method 10: 56/70 - 48/80 -> +0.0524 to +0.3339
+    d, lo, hi = stats.newcombe_wilson(56, 70, 48, 80)
+    assert d == pytest.approx(0.2) and (lo, hi) == pytest.approx((0.0524, 0.3339), abs=5e-5)
+    # 9/10 - 3/10 -> +0.1705 to +0.8090
+    assert stats.newcombe_wilson(9, 10, 3, 10)[1:] == pytest.approx((0.1705, 0.8090), abs=5e-5)
+    # swapping the groups mirrors the interval
+    d2, lo2, hi2 = stats.newcombe_wilson(48, 80, 56, 70)
+    assert (d2, lo2, hi2) == pytest.approx((-d, -hi, -lo))
+
+
+def test_summary_pools_seeds_and_compares_glam_o_with_the_best_baseline():
+    from glam_lerobot.benchmark import compare, summarise
+
+    results = [{"method": "mip", "seed": s, "k": k, "n": 10, "rate": k / 10} for s, k in enumerate((3, 2, 4))]
+    results += [{"method": "lapa", "seed": s, "k": k, "n": 10, "rate": k / 10} for s, k in enumerate((5, 5, 6))]
+    results += [{"method": "glam_o", "seed": s, "k": k, "n": 10, "rate": k / 10} for s, k in enumerate((9, 8, 9))]
+    summary = summarise(results)
+    assert summary["mip"]["k"] == 9 and summary["mip"]["n"] == 30
+    assert summary["lapa"]["wilson95"] == pytest.approx(list(stats.wilson(16, 30)))
+    c = compare(summary)
+    assert c["best_baseline"] == "lapa"
+    assert (c["difference"], *c["newcombe_wilson95"]) == pytest.approx(stats.newcombe_wilson(26, 30, 16, 30))
+
+
+# --- a micro run, end to end, twice ---------------------------------------------------------------------------------
+def test_micro_benchmark_runs_end_to_end_and_the_second_run_reuses_the_cache(tmp_path, monkeypatch):
+    from glam_lerobot.cli import app
+
+    monkeypatch.setenv("GLAM_LEROBOT_CACHE", str(tmp_path / "frame-cache"))
+    monkeypatch.setenv("SVT_LOG", "1")
+    out = tmp_path / "bench"
+    args = ["benchmark", "--task", "lift", "--methods", "mip,glam_o", "--seeds", "1", "--scale", "micro",
+            "--output", str(out)]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output + repr(first.exception)
+    assert "2 run(s) trained, 0 reused" in first.output
+    report = json.loads((out / "results.json").read_text())
+    assert set(report["summary"]) == {"mip", "glam_o"}
+    for m in ("mip", "glam_o"):
+        s = report["summary"][m]
+        assert s["n"] == 1 and s["wilson95"] == pytest.approx(list(stats.wilson(s["k"], 1)))
+    assert report["comparison"]["best_baseline"] == "mip"
+    assert (out / "success_rates.png").stat().st_size > 1000 and "| GLAM-O |" in (out / "results.md").read_text()
+    # every step of each run is on disk: data, world model (GLAM-O only), relabelled mixture, policy, evaluation
+    glam_o = out / "runs" / "glam_o-t1-a1" / "seed-0"
+    assert (glam_o / "wm" / "model.safetensors").is_file() and (glam_o / "relabel" / "mixture" / "meta").is_dir()
+    assert (glam_o / "policy" / "checkpoints" / "last" / "pretrained_model").is_dir()
+    assert json.loads((glam_o / "wm" / "config.json").read_text())["model"]["input"] == "masks"
+    assert not (out / "runs" / "mip-t1-a0" / "seed-0" / "wm").exists()
+    eval_seeds = {tuple(r["eval_seeds"]) for r in report["runs"]}
+    assert len(eval_seeds) == 1 and min(next(iter(eval_seeds))) >= 9_000_000  # the same held-out seeds for all
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*") if p.is_file()}
+
+    second = CliRunner().invoke(app, args)
+    assert second.exit_code == 0, second.output + repr(second.exception)
+    assert "0 run(s) trained, 2 reused" in second.output
+    assert {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*") if p.is_file()} == stamps
+    assert json.loads((out / "results.json").read_text())["summary"] == report["summary"]
+
+    # asking the same folder for another scale is refused, before anything is overwritten
+    other = CliRunner().invoke(app, [*args[:-4], "--scale", "cpu", "--output", str(out)])
+    assert other.exit_code == 1 and "other settings" in other.output
+
+
+def test_bad_requests_fail_before_anything_is_written(tmp_path):
+    from glam_lerobot.cli import app
+
+    for bad, message in ((["--methods", "mip,dreamer"], "unknown ['dreamer']"), (["--scale", "huge"], "huge"),
+                         (["--task", "juggle"], "juggle"), (["--seeds", "0"], "at least 1")):
+        res = CliRunner().invoke(app, ["benchmark", "--output", str(tmp_path / "b"), *bad])
+        assert res.exit_code == 1 and message in res.output, res.output
+    assert not (tmp_path / "b").exists()
