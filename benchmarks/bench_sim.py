@@ -28,20 +28,23 @@ from glam_lerobot.sim.world import SimWorld  # noqa: E402
 EMBODIMENTS = ("kinova", "umi")
 
 
-def steps_per_second(task: str, embodiment: str, seeds: range, image_size: int) -> tuple[float, float]:
-    """(steps/s recording with cameras + masks, steps/s physics + expert only) on the current core."""
-    record_episode(task, embodiment, 10_000, image_size, masks=True)  # warm-up: GL contexts, model compile
-    steps, t0 = 0, time.perf_counter()
+def steps_per_second(task: str, embodiment: str, seeds: range, image_size: int, masks: bool) -> tuple[float, float]:
+    """Recording-loop steps per wall-clock second and per CPU second of this process (all its threads)."""
+    record_episode(task, embodiment, 10_000, image_size, masks=masks)  # warm-up: GL context, model compile
+    steps, t0, c0 = 0, time.perf_counter(), time.process_time()
     for s in seeds:
-        _, frames = record_episode(task, embodiment, s, image_size, masks=True)
+        _, frames = record_episode(task, embodiment, s, image_size, masks=masks)
         steps += len(frames["sim.qpos"])
-    rendered = steps / (time.perf_counter() - t0)
+    return steps / (time.perf_counter() - t0), steps / (time.process_time() - c0)
+
+
+def physics_steps_per_second(task: str, embodiment: str, seeds: range) -> float:
+    """Expert + IK + physics alone (no rendering), per CPU second."""
     world, count = SimWorld(task, embodiment), [0]
-    t0 = time.perf_counter()
+    c0 = time.process_time()
     for s in seeds:
         run_expert(world, s, on_step=lambda w, a: count.__setitem__(0, count[0] + 1))
-    physics = count[0] / (time.perf_counter() - t0)
-    return rendered, physics
+    return count[0] / (time.process_time() - c0)
 
 
 def main() -> None:
@@ -56,10 +59,16 @@ def main() -> None:
 
     affinity = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {min(affinity)})
-    print(f"\n{args.task}: control steps per second on one core ({args.image_size}px, 2 cameras RGB + masks)")
+    print(f"\n{args.task}: control steps per second, pinned to one core, {args.image_size}px cameras")
+    print("  (per CPU second = what one core gives when it is not shared; wall = as measured under this load)")
     for emb in EMBODIMENTS:
-        rendered, physics = steps_per_second(args.task, emb, range(args.speed_episodes), args.image_size)
-        print(f"  {emb:<7} recording {rendered:7.0f} steps/s   (expert + IK + physics alone: {physics:7.0f} steps/s)")
+        seeds = range(args.speed_episodes)
+        for masks in (True, False):
+            wall, cpu = steps_per_second(args.task, emb, seeds, args.image_size, masks)
+            what = "2 cameras RGB + masks" if masks else "2 cameras RGB        "
+            print(f"  {emb:<7} {what}: {cpu:6.0f} steps per CPU second  ({wall:6.0f} per wall second)")
+        print(f"  {emb:<7} expert + IK + physics alone: {physics_steps_per_second(args.task, emb, seeds):6.0f} "
+              "steps per CPU second")
     os.sched_setaffinity(0, affinity)
 
     if args.skip_write:

@@ -31,8 +31,8 @@ class Arm:
 
     def __init__(self, world: SimWorld, index: int):
         self.world, self.index = world, index
-        self.pos, self.rot = world.pinch(index)
-        self.rot = scene.topdown(0.0)
+        # start from the nominal home pose (exact), not the measured one (off by the servo's tracking error)
+        self.pos, self.rot = scene.home_pose(index, world.arms)
         self.grip = OPEN
 
     def target(self) -> Target:
