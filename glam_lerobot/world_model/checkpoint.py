@@ -81,10 +81,13 @@ def load_world_model(folder: Path | str, device: str | torch.device = "cpu") -> 
     config = read_config(folder)
     if not (folder / MODEL_FILE).is_file():
         raise FileNotFoundError(f"{folder}: no {MODEL_FILE}")
+    from glam_lerobot.world_model.methods import model_classes
+
     kind = config.get("model_type", "glam")
-    if kind != "glam":
-        raise ValueError(f"{folder}/{CONFIG_FILE}: model_type {kind!r} is not a GLAM world model")
-    model = GLAM(GLAMConfig.from_dict(config["model"]))
+    if kind not in model_classes():
+        raise ValueError(f"{folder}/{CONFIG_FILE}: model_type {kind!r} is not a world model of this toolkit "
+                         f"({', '.join(model_classes())})")
+    model = model_classes()[kind](GLAMConfig.from_dict({**config["model"], "model": kind}))
     model.load_state_dict(load_file(str(folder / MODEL_FILE)))
     return model.to(device).eval(), config
 
@@ -93,7 +96,12 @@ def identity(folder: Path | str) -> dict:
     """What provenance records about a world model: where it is, its Hub repo/revision if known, its checksum."""
     folder = Path(folder)
     config = read_config(folder)
-    hub = config.get("hub", {})
+    hub = dict(config.get("hub", {}))
+    # a folder pulled into the Hub cache is .../models--<ns>--<name>/snapshots/<commit>/
+    parts = folder.resolve().parts
+    if len(parts) >= 3 and parts[-2] == "snapshots" and parts[-3].startswith("models--"):
+        hub.setdefault("repo_id", parts[-3][len("models--"):].replace("--", "/", 1))
+        hub.setdefault("revision", parts[-1])
     return {
         "path": str(folder.resolve()),
         "repo_id": hub.get("repo_id"),
