@@ -39,7 +39,7 @@ def image_at(k: int) -> np.ndarray:
 
 
 def write_bag(path, ros: int, *, storage=StoragePlugin.MCAP, compressed=False, seconds=1.5, command=False,
-              shuffle_stamps=False, image_hw=HW, drop_camera=False):
+              shuffle_stamps=False, image_hw=HW, drop_camera=False, encoding="bgr8"):
     """Joint states at 40 Hz (header stamps 3 ms before the bag's receive time) and a camera at 15 Hz."""
     ts = get_typestore(Stores.ROS1_NOETIC if ros == 1 else Stores.ROS2_HUMBLE)
     T = ts.types
@@ -77,9 +77,10 @@ def write_bag(path, ros: int, *, storage=StoragePlugin.MCAP, compressed=False, s
                 typ = "sensor_msgs/msg/CompressedImage"
             else:
                 h, w = img.shape[:2]
+                raw = img[..., ::-1] if encoding == "bgr8" else img
                 msg = T["sensor_msgs/msg/Image"](header=header(T0 + int(t * 1e9)), height=h, width=w,
-                                                 encoding="bgr8", is_bigendian=0, step=w * 3,
-                                                 data=np.ascontiguousarray(img[..., ::-1]).ravel())
+                                                 encoding=encoding, is_bigendian=0, step=w * 3,
+                                                 data=np.ascontiguousarray(raw).ravel())
                 typ = "sensor_msgs/msg/Image"
             events.append((t, "/camera/color/image_raw", typ, msg))
     events.sort(key=lambda ev: ev[0])
@@ -109,7 +110,7 @@ def test_ros2_mcap_and_sqlite3_bags_become_one_kinova_dataset(tmp_path):
     bags = tmp_path / "teleop"
     bags.mkdir()
     write_bag(bags / "demo_000", 2, storage=StoragePlugin.MCAP)
-    write_bag(bags / "demo_001", 2, storage=StoragePlugin.SQLITE3, seconds=1.2)
+    write_bag(bags / "demo_001", 2, storage=StoragePlugin.SQLITE3, seconds=1.2, encoding="rgb8")
     plan = rosbag.plan([bags], fps=10, task="stack the cubes")
     assert [j["file"] for j in plan.jobs] == [str(bags / "demo_000"), str(bags / "demo_001")] and not plan.bad
     summary = plan.write(tmp_path / "kinova", "lab/kinova_teleop")

@@ -209,6 +209,8 @@ def decode_image(msg, msgtype: str) -> np.ndarray:
     if rows.size != msg.step * msg.height:
         raise ValueError(f"image data has {rows.size} bytes, header says {msg.step}x{msg.height}")
     img = rows.reshape(msg.height, msg.step)[:, : msg.width * ch].reshape(msg.height, msg.width, ch)
+    if enc == "rgb8":
+        return img
     if enc in ("bgr8", "8uc3"):
         return np.ascontiguousarray(img[..., ::-1])
     if enc == "rgba8":
