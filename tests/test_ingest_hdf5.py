@@ -128,7 +128,7 @@ def test_aloha_files_plain_and_jpeg_compressed(tmp_path):
             assert k == 5 * j  # 50 Hz -> 10 fps: every fifth step
             np.testing.assert_allclose(item[schema.STATE].numpy(), qpos[k], atol=1e-6)
             np.testing.assert_allclose(item[schema.ACTION].numpy(), action[k], atol=1e-6)
-            pos, rot = forward_kinematics(qpos[k, :7], tcp_offset=0.12)
+            pos, rot = forward_kinematics(qpos[k, :7], tcp_offset=0.145)
             np.testing.assert_allclose(item[schema.EE_POSE].numpy(), [*pos, *matrix_to_6d(rot), qpos[k, 7]], atol=1e-5)
             got = item[schema.image_key("overhead")].numpy().transpose(1, 2, 0) * 255
             assert np.abs(got - picture(k, 0)).mean() < 5  # (JPEG +) AV1

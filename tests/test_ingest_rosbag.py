@@ -129,7 +129,7 @@ def test_ros2_mcap_and_sqlite3_bags_become_one_kinova_dataset(tmp_path):
             np.testing.assert_allclose(states[j, :7], joints_at(t), atol=1e-6)
             opening = schema.GRIPPER_MAX_OPENING * (1 - knuckle_at(t) / 0.8)
             np.testing.assert_allclose(states[j, 7], opening, atol=1e-6)
-            pos, rot = forward_kinematics(joints_at(t), tcp_offset=0.12)
+            pos, rot = forward_kinematics(joints_at(t), tcp_offset=0.145)
             np.testing.assert_allclose(item[schema.EE_POSE].numpy(), [*pos, *matrix_to_6d(rot), opening], atol=1e-5)
             got = item[schema.image_key("front")].numpy().transpose(1, 2, 0) * 255
             assert np.abs(got - image_at(k)).mean() < 4, (ep, j)

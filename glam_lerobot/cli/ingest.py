@@ -150,7 +150,8 @@ def hdf5(
     task: str = typer.Option(None, help="task string [default: robomimic env_name, else 'demonstration']"),
     robot: str = typer.Option("auto", help="robomimic: write state/action (yes), not (no), or when every arm has "
                               "robot{i}_joint_pos with 7 joints (auto)"),
-    tcp_offset: float = typer.Option(0.12, help="ALOHA: metres from the Gen3 tool interface to the TCP for ee_pose"),
+    tcp_offset: float = typer.Option(0.145, help="ALOHA: metres from the Gen3 tool interface to the ee_pose point "
+                                     "(0.145: the 2F-85 pinch point, as in the simulator)"),
     workers: int = WORKERS,
     skip_bad: bool = SKIP,
 ) -> None:

@@ -225,7 +225,7 @@ def plan(
     image_size: tuple[int, int] | None = None,
     task: str | None = None,
     robot: str = "auto",
-    tcp_offset: float = 0.12,
+    tcp_offset: float = 0.145,
 ) -> IngestPlan:
     """One job per ALOHA file or robomimic demo; every episode's keys, lengths and low-dim values are checked here."""
     from glam_lerobot import provenance

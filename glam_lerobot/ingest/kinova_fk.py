@@ -1,8 +1,10 @@
 """Forward kinematics of the Kinova Gen3 7-DoF from its classic DH table (Kinova user guide convention).
 
 T_i = Rz(q_i + theta_offset_i) Tz(d_i) Tx(a_i) Rx(alpha_i), and the base -> frame 0 transform is Rx(pi). Frame 7 is
-the tool interface (the bracelet's flange); the gripper's TCP lies `tcp_offset` metres further along its z axis
-(0.12 m for the Robotiq 2F-85 in the Kortex API). Checked against a MuJoCo model of the URDF joint chain in
+the tool interface (the bracelet's flange); the gripper's TCP lies `tcp_offset` metres further along its z axis.
+The default is the 2F-85 pinch point 0.145 m out, the point and orientation (z = approach) that the simulator's
+`pinch` site records as ee_pose, so real and simulated Kinova datasets mean the same frame. (The Kortex API's
+default TCP is 0.12 m out.) Checked against a MuJoCo model of the URDF joint chain in
 tests/test_ingest_kinova_fk.py (the DH table ignores two 0.175 mm wrist offsets).
 """
 
@@ -20,7 +22,7 @@ DH = np.array([
     [np.pi / 2, 0.0, 0.0, np.pi],
     [np.pi, 0.0, -0.167455, np.pi],
 ])
-ROBOTIQ_2F85_TCP = 0.12
+PINCH_DEPTH_2F85 = 0.145  # = glam_lerobot.sim.models.PINCH_DEPTH
 
 
 def forward_kinematics(joints: np.ndarray, tcp_offset: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
