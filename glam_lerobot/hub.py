@@ -75,10 +75,13 @@ class PullSummary:
     root: Path
     files: int
     bytes: int
+    downloaded: int = 0  # files that came over the network (the rest were already local)
+    downloaded_bytes: int = 0
 
     def lines(self) -> list[str]:
         return [f"{self.repo_type} {self.repo_id}@{self.revision} (commit {self.commit[:12]}) -> {self.root}",
-                f"  {self.files} files, {_mb(self.bytes)}"]
+                f"  {self.files} files, {_mb(self.bytes)}; downloaded {self.downloaded} files, "
+                f"{_mb(self.downloaded_bytes)} (the rest were already here)"]
 
 
 @dataclass
@@ -487,20 +490,42 @@ def pull(repo_id: str, revision: str | None = None, root: Path | str | None = No
     rev = revision or (CODEBASE_TAG if repo_type == "dataset" else "main")
     kwargs: dict[str, Any] = dict(repo_id=repo_id, repo_type=repo_type, revision=rev, token=token,
                                   endpoint=endpoint, local_files_only=local_only)
+    commit = None
     if root is not None:
         root = Path(root)
         if root.is_dir() and any(root.iterdir()) and not (root / ".cache" / "huggingface").is_dir():
             # pull removes files the revision does not have: never do that to a folder it did not create
             raise HubError(f"{what}: {root} is not empty and was not made by a pull; choose an empty folder")
         kwargs["local_dir"] = root
-    elif repo_type == "dataset":
-        kwargs["cache_dir"] = lerobot_hub_cache()
+        store = root
+        if not local_only:
+            try:
+                commit = hf.repo_info(repo_id, repo_type=repo_type, revision=rev).sha
+            except errors.RevisionNotFoundError as e:
+                raise _missing_revision(hf, repo_id, repo_type, rev, what) from e
+            except Exception as e:
+                raise _explain(e, what, endpoint) from e
+    else:
+        from huggingface_hub import constants
+
+        cache = lerobot_hub_cache() if repo_type == "dataset" else Path(constants.HF_HUB_CACHE)
+        kwargs["cache_dir"] = cache
+        store = cache / f"{repo_type}s--{repo_id.replace('/', '--')}" / "blobs"
+    before = _file_state(store)
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    quiet = not progress and not are_progress_bars_disabled()
+    if quiet:
+        disable_progress_bars()
     try:
         path = Path(snapshot_download(**kwargs))
     except errors.RevisionNotFoundError as e:
         raise _missing_revision(hf, repo_id, repo_type, rev, what) from e
     except Exception as e:
         raise _explain(e, what, endpoint) from e
+    finally:
+        if quiet:
+            enable_progress_bars()
     files = _local_files(path)
     if root is not None and not local_only:
         wanted = set(_call(what, endpoint, hf.list_repo_files, repo_id, repo_type=repo_type, revision=rev))
@@ -508,19 +533,25 @@ def pull(repo_id: str, revision: str | None = None, root: Path | str | None = No
             if rel not in wanted:
                 p.unlink()  # left over from another revision pulled into the same root
         files = {k: v for k, v in files.items() if k in wanted}
-    commit = path.name if root is None else _local_commit(path, rev) or rev
     if repo_type == "dataset" and not (path / "meta" / "info.json").is_file():
         raise HubError(f"{what}: {path} holds no meta/info.json: {repo_id} is not a LeRobot dataset")
-    return PullSummary(repo_id, repo_type, rev, commit, path, len(files), sum(p.stat().st_size for p in files.values()))
+    after = _file_state(store)
+    moved = [p for p, st in after.items() if before.get(p) != st]
+    return PullSummary(repo_id, repo_type, rev, commit or (path.name if root is None else rev), path, len(files),
+                       sum(p.stat().st_size for p in files.values()), downloaded=len(moved),
+                       downloaded_bytes=sum(after[p][0] for p in moved))
 
 
-def _local_commit(root: Path, rev: str) -> str | None:
-    """The commit huggingface_hub recorded for a local_dir download (in .cache/huggingface/download)."""
-    for meta in (root / ".cache" / "huggingface" / "download").rglob("*.metadata"):
-        lines = meta.read_text().splitlines()
-        if lines:
-            return lines[0].strip()
-    return None
+def _file_state(folder: Path) -> dict[str, tuple[int, int]]:
+    """path -> (size, mtime_ns) of the real files under `folder` (to tell what a download actually moved)."""
+    if not folder.is_dir():
+        return {}
+    out = {}
+    for p in folder.rglob("*"):
+        if p.is_file() and not p.is_symlink() and ".cache" not in p.relative_to(folder).parts:
+            st = p.stat()
+            out[str(p)] = (st.st_size, st.st_mtime_ns)
+    return out
 
 
 def pull_dataset(repo_id: str, revision: str | None = None, root: Path | str | None = None, *,

@@ -65,6 +65,8 @@ def test_push_then_pull_at_tag_and_branch_into_a_clean_cache(make_tiny_dataset, 
     at_branch = hub.pull("test-user/kinova", "main", tmp_path / "checkout")
     assert at_tag.revision == "v3.0" and at_tag.root.is_relative_to(tmp_lerobot_home / "hub")
     assert at_tag.commit == s.commit == at_branch.commit
+    assert at_tag.downloaded == at_tag.files and at_tag.downloaded_bytes == at_tag.bytes
+    assert hub.pull("test-user/kinova").downloaded == 0  # already cached: nothing moves
     local = digest(root)
     for pulled in (at_tag.root, at_branch.root):
         assert data_files(pulled) == local

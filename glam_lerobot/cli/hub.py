@@ -54,7 +54,7 @@ def push(
     except hub.HubError as e:
         _fail(e)
     for line in summary.lines():
-        Console().print(line, highlight=False)
+        Console(soft_wrap=True).print(line, highlight=False)
 
 
 def pull(
@@ -84,7 +84,7 @@ def pull(
     except hub.HubError as e:
         _fail(e)
     for line in summary.lines():
-        Console().print(line, highlight=False)
+        Console(soft_wrap=True).print(line, highlight=False)
 
 
 def revisions(
@@ -175,7 +175,7 @@ def mixture_push(
     except (hub.HubError, mixture.MixtureError) as e:
         _fail(e)
     for line in summary.lines():
-        Console().print(line, highlight=False)
+        Console(soft_wrap=True).print(line, highlight=False)
 
 
 @mixture_app.command("pull")
@@ -201,7 +201,7 @@ def mixture_pull(
                                 endpoint=endpoint)
     except (hub.HubError, mixture.MixtureError) as e:
         _fail(e)
-    Console().print(f"mixture {repo_id}@{revision or 'main'}:{path_in_repo} -> {path}", highlight=False)
+    Console(soft_wrap=True).print(f"mixture {repo_id}@{revision or 'main'}:{path_in_repo} -> {path}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
