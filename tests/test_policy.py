@@ -161,6 +161,22 @@ def test_mixture_columns_reach_the_policy_and_aux_frames_never_touch_the_action_
     assert loss_junk.item() == pytest.approx(loss.item(), rel=1e-5)
 
 
+def test_toolkit_columns_also_survive_a_preprocessor_reloaded_from_a_checkpoint(mixture, tmp_path):
+    """lerobot-train --resume rebuilds the preprocessor from disk with LeRobot's own batch converter."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    from lerobot.policies.factory import make_pre_post_processors
+
+    policy, pre, post, _, _ = _policy_and_batch(mixture, batch_size=2)
+    pre.save_pretrained(tmp_path)
+    post.save_pretrained(tmp_path)
+    reloaded, _ = make_pre_post_processors(policy.config, pretrained_path=str(tmp_path))
+    raw = torch.utils.data.default_collate([LeRobotDataset(REPO, root=mixture, video_backend="pyav")[i]
+                                            for i in (0, 40)])
+    out = reloaded(raw)
+    for key in (schema.LATENT_CHUNK, schema.LATENT_CHUNK_IS_PAD, schema.ACTION_IS_REAL, schema.SOURCE):
+        torch.testing.assert_close(out[key], raw[key])
+
+
 def test_predicted_chunk_is_relative_to_the_state_at_the_chunk_start(mixture):
     policy, _, post, _, batch = _policy_and_batch(mixture, policy_type="mip", batch_size=2)
     policy.eval()

@@ -72,7 +72,7 @@ class GlamMipPolicy(MipPolicy):
         state = torch.where(real > 0.5, state, torch.zeros_like(state))  # no value, no gradient from filler
         return torch.cat([ee, state, real], dim=-1)
 
-    def forward(self, batch: dict[str, Tensor], reduction: str = "mean") -> tuple[Tensor, dict]:
+    def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict]:
         h, d = self.config.chunk_size, self.config.latent_dim
         cond = self._condition(self.model, batch)
         if schema.LATENT_CHUNK not in batch:

@@ -132,7 +132,7 @@ class MipPolicy(PreTrainedPolicy):
         ema_update(self.ema_model, self.model, decay)
         self.ema_steps += 1
 
-    def forward(self, batch: dict[str, Tensor], reduction: str = "mean") -> tuple[Tensor, dict]:
+    def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict]:
         cond = self._condition(self.model, batch)
         target = self.action_norm(self._relative_chunk(batch))
         loss, _, info = mip_loss(self.model.mip, target, cond, self._action_mask(batch), self.config.t_star)
