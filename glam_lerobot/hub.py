@@ -537,9 +537,40 @@ def pull(repo_id: str, revision: str | None = None, root: Path | str | None = No
         raise HubError(f"{what}: {path} holds no meta/info.json: {repo_id} is not a LeRobot dataset")
     after = _file_state(store)
     moved = [p for p, st in after.items() if before.get(p) != st]
+    if root is not None and commit:
+        (root / ORIGIN_FILE).parent.mkdir(parents=True, exist_ok=True)
+        (root / ORIGIN_FILE).write_text(json.dumps({"repo_id": repo_id, "repo_type": repo_type, "revision": rev,
+                                                    "commit": commit, "endpoint": _endpoint(endpoint)}))
     return PullSummary(repo_id, repo_type, rev, commit or (path.name if root is None else rev), path, len(files),
                        sum(p.stat().st_size for p in files.values()), downloaded=len(moved),
                        downloaded_bytes=sum(after[p][0] for p in moved))
+
+
+ORIGIN_FILE = Path(".cache") / "glam-lerobot" / "origin.json"  # under .cache/: never pushed, never cleaned
+
+
+def origin(folder: Path | str) -> dict | None:
+    """Where a pulled folder came from: {repo_id, repo_type, revision, commit}, or None for a local folder.
+
+    Works for `pull --root` folders (recorded at pull time) and for snapshots in the Hugging Face cache (read
+    from the cache layout `<type>s--<ns>--<name>/snapshots/<commit>` and its refs/). Provenance uses it to say
+    which revision of a dataset or world model produced a column.
+    """
+    folder = Path(folder).resolve()
+    recorded = folder / ORIGIN_FILE
+    if recorded.is_file():
+        return json.loads(recorded.read_text())
+    if folder.parent.name != "snapshots":
+        return None
+    repo_dir = folder.parent.parent
+    kind, _, name = repo_dir.name.partition("--")
+    if kind not in ("datasets", "models", "spaces") or "--" not in name:
+        return None
+    refs_dir = repo_dir / "refs"
+    names = sorted(str(p.relative_to(refs_dir)) for p in refs_dir.rglob("*")
+                   if p.is_file() and p.read_text().strip() == folder.name) if refs_dir.is_dir() else []
+    return {"repo_id": name.replace("--", "/", 1), "repo_type": kind[:-1], "revision": names[0] if names else None,
+            "revisions": names, "commit": folder.name}
 
 
 def _file_state(folder: Path) -> dict[str, tuple[int, int]]:

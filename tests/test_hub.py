@@ -67,6 +67,9 @@ def test_push_then_pull_at_tag_and_branch_into_a_clean_cache(make_tiny_dataset, 
     assert at_tag.commit == s.commit == at_branch.commit
     assert at_tag.downloaded == at_tag.files and at_tag.downloaded_bytes == at_tag.bytes
     assert hub.pull("test-user/kinova").downloaded == 0  # already cached: nothing moves
+    assert hub.origin(at_tag.root) == {"repo_id": "test-user/kinova", "repo_type": "dataset", "revision": "v3.0",
+                                       "revisions": ["v3.0"], "commit": s.commit}
+    assert hub.origin(at_branch.root)["commit"] == s.commit and hub.origin(root) is None
     local = digest(root)
     for pulled in (at_tag.root, at_branch.root):
         assert data_files(pulled) == local
