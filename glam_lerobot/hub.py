@@ -7,9 +7,10 @@ Built on huggingface_hub (one `create_commit` per push) and LeRobot's own loadin
 - A derived dataset (meta/glam.json names a `parent`: masks added, latents added, a merged mixture) goes to its
   own branch AND a tag, both named after its revision, never onto its parent's branch; `v3.0` is not touched, so
   the parent stays byte-identical and default loads keep getting it.
-- A push is one commit: LFS files are uploaded first, then one commit adds, changes and deletes files together.
-  A push that dies half-way leaves the branch as it was; running it again completes it, and files already
-  uploaded are not sent twice. Files on the branch that the local folder no longer has are deleted (LeRobot's
+- A push is one commit: LFS files are uploaded first, then one commit adds, changes and deletes files together,
+  so a revision is never a mix of old and new files. A push that dies half-way leaves the branch as it was (a
+  new branch is created just before the commit: if the push dies between the two it holds its parent's commit,
+  and `revisions` flags it); running it again completes it, and files already uploaded are not sent twice. Files on the branch that the local folder no longer has are deleted (LeRobot's
   push_to_hub never deletes, which leaves stale shards that LeRobot then loads).
 - A dataset that does not load with LeRobot, or whose meta/info.json and meta/episodes disagree with its data,
   is refused before anything is uploaded.
@@ -34,6 +35,8 @@ from glam_lerobot import provenance, schema
 CODEBASE_TAG = "v3.0"  # lerobot.datasets.utils.CODEBASE_VERSION, the tag LeRobot's default loads resolve
 # Never pushed: LeRobot's staging images, huggingface_hub's download metadata, half-written outputs.
 IGNORE = (".cache/", "images/", ".git/")
+# A world-model training folder also holds resumable states (optimizer, RNG): the model repo gets the final model.
+MODEL_IGNORE = ("checkpoints/",)
 MODEL_WEIGHTS = "model.safetensors"
 MODEL_CONFIGS = ("config.json", "config.yaml")
 
@@ -231,11 +234,12 @@ def validate_dataset(root: Path | str, repo_id: str = "local/validate") -> dict:
 
 
 # ---------------------------------------------------------------- hashing (to report what moved)
-def _local_files(folder: Path) -> dict[str, Path]:
+def _local_files(folder: Path, ignore: tuple[str, ...] = ()) -> dict[str, Path]:
     out = {}
     for p in sorted(folder.rglob("*")):
         rel = p.relative_to(folder).as_posix()
-        if p.is_file() and not any(rel.startswith(i) for i in IGNORE) and not rel.endswith((".tmp", ".lock")):
+        skip = any(rel.startswith(i) for i in IGNORE + ignore) or rel.endswith((".tmp", ".lock"))
+        if p.is_file() and not skip:
             out[rel] = p
     return out
 
@@ -379,7 +383,7 @@ def _push_folder(folder: Path, repo_id: str, repo_type: str, branch: str, *, tag
     base = start or "main"
     remote = _call(what, endpoint, _remote_files, hf, repo_id, repo_type, base if new_branch else branch)
 
-    local = _local_files(folder)
+    local = _local_files(folder, MODEL_IGNORE if repo_type == "model" else ())
     contents: dict[str, bytes | Path] = dict(local)
     if readme is not None:
         contents["README.md"] = readme
@@ -402,9 +406,9 @@ def _push_folder(folder: Path, repo_id: str, repo_type: str, branch: str, *, tag
     deletions = [CommitOperationDelete(path_in_repo=p) for p in summary.deleted]
 
     if additions:
-        # LFS objects first, against a revision that already exists: a push that dies here leaves no trace.
+        # LFS objects first, against a branch that already exists: a push that dies here leaves no trace.
         _call(what, endpoint, hf.preupload_lfs_files, repo_id, additions=additions, repo_type=repo_type,
-              revision=base if new_branch else branch)
+              revision="main" if new_branch else branch)
     created = False
     if new_branch:
         _call(what, endpoint, hf.create_branch, repo_id, branch=branch, revision=base, repo_type=repo_type,

@@ -148,6 +148,8 @@ def test_world_model_folder_round_trip(tmp_path):
     save_file(weights, folder / "model.safetensors")
     (folder / "config.json").write_text(json.dumps({"name": "glam-tiny", "latent_dim": 8, "mixture": {
         "target": [{"repo_id": "test-user/kinova", "revision": "main"}]}}))
+    (folder / "checkpoints" / "step-10").mkdir(parents=True)
+    (folder / "checkpoints" / "step-10" / "training_state.pt").write_bytes(b"optimizer state: stays local")
     assert hub.folder_kind(folder) == "model"
     s = hub.push(folder, "test-user/glam-tiny")
     assert s.repo_type == "model" and sorted(s.added) == ["README.md", "config.json", "model.safetensors"]
