@@ -188,3 +188,17 @@ def test_rollout_actions_reproduces_an_expert_run_and_a_changed_gripper_fails():
     assert not rollout_actions("stack_two", 9, never_closes, image_size=None)["success"]
     with pytest.raises(ValueError, match="shape"):
         rollout_actions("stack_two", 9, actions[:, :7])
+
+
+@pytest.mark.parametrize("embodiment", EMBODIMENTS)
+def test_two_arm_episodes_match_the_dataset_features(embodiment):
+    from glam_lerobot.sim.record import dataset_features, record_episode
+
+    success, frames = record_episode("stack_three", embodiment, 3, image_size=32, masks=True)
+    feats = dataset_features("stack_three", embodiment, image_size=32, masks=True)
+    assert success and set(frames) == set(feats)
+    for key, value in frames.items():
+        assert value.shape[1:] == tuple(feats[key]["shape"]), key
+    assert frames[schema.EE_POSE].shape[1] == 20  # two arms (or two floating grippers), 10 each
+    # both grippers closed on a cube at some point: opening well below the 85 mm stroke
+    assert frames[schema.EE_POSE][:, 9].min() < 0.06 and frames[schema.EE_POSE][:, 19].min() < 0.06
