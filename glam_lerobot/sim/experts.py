@@ -69,7 +69,7 @@ class Arm:
         yield from self.hold(2)
         yield from self.move([p[0], p[1], CARRY_Z], speed=NEAR_SPEED * 1.5)
 
-    def place(self, obj: str, xy, bottom_z: float, open_to: float = OPEN) -> Iterator[Target]:
+    def place(self, obj: str, xy, bottom_z: float) -> Iterator[Target]:
         """Carry the held `obj` so its centre lands over `xy` with its bottom at `bottom_z`, then release."""
         yield from self.move([xy[0], xy[1], CARRY_Z])
         yield from self.hold(1)
@@ -80,7 +80,7 @@ class Arm:
         yield from self.move([goal[0], goal[1], goal[2] + 0.04], speed=MOVE_SPEED)
         yield from self.move(goal, speed=NEAR_SPEED * 0.7)
         yield from self.hold(1)
-        yield from self.move(self.pos, grip=open_to, min_steps=3)
+        yield from self.move(self.pos, grip=OPEN, min_steps=3)
         yield from self.move(self.pos + [0, 0, 0.1], speed=NEAR_SPEED * 1.5)
 
 
