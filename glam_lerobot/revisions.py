@@ -34,6 +34,26 @@ def column_stats(values: np.ndarray, feature: dict) -> dict[str, np.ndarray]:
     return get_feature_stats(arr, axis=0, keepdims=arr.ndim == 1)
 
 
+def _write_episode_stats(root: Path, columns: dict[str, tuple[np.ndarray, dict]]) -> dict[str, dict]:
+    """Per-episode stats of the new columns into meta/episodes (LeRobot's delete/split/merge rebuild stats.json
+    from there, so stats only in stats.json would vanish); returns their aggregate for stats.json."""
+    import pandas as pd
+    from lerobot.datasets.compute_stats import aggregate_stats
+
+    per_episode: list[dict] = []
+    for path in sorted((root / "meta" / "episodes").glob("*/*.parquet")):
+        df = pd.read_parquet(path)
+        bounds = list(zip(df["dataset_from_index"], df["dataset_to_index"]))
+        file_stats = [{name: column_stats(values[a:b], ft) for name, (values, ft) in columns.items()}
+                      for a, b in bounds]
+        for name in columns:
+            for stat in file_stats[0][name]:
+                df[f"stats/{name}/{stat}"] = [ep[name][stat].tolist() for ep in file_stats]
+        df.to_parquet(path, index=False)
+        per_episode += file_stats
+    return aggregate_stats(per_episode)
+
+
 def add_columns(
     parent_root: Path | str,
     columns: dict[str, tuple[np.ndarray, dict]],
@@ -69,8 +89,7 @@ def add_columns(
         shutil.rmtree(tmp)  # a half-built revision from an interrupted run: nothing in it is worth keeping
     new = add_features(parent, {k: (v, dict(ft)) for k, (v, ft) in columns.items()}, output_dir=tmp, repo_id=repo_id)
     stats = dict(new.meta.stats or {})
-    for name, (values, ft) in columns.items():
-        stats[name] = column_stats(values, ft)
+    stats.update(_write_episode_stats(tmp, columns))
     write_stats(stats, tmp)
 
     parent_ref = {"repo_id": repo_id, "revision": parent_meta.get("revision", "main"), "root": str(parent_root)}

@@ -688,7 +688,9 @@ class HubProcess:
             args += ["--token", token]
         if die_on:
             args += ["--die-on", die_on]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        # stdin is a lifeline: the server exits when it closes, so a crashed test run leaves no server behind
+        self.proc = subprocess.Popen(args + ["--exit-with-stdin"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
         line = self.proc.stdout.readline()
         if not line.startswith("LISTENING"):
             self.proc.kill()
@@ -708,6 +710,7 @@ class HubProcess:
                 self.proc.kill()
                 self.proc.wait()
         self.proc.stdout.close()
+        self.proc.stdin.close()
 
     def restart(self, die_on: str | None = None) -> "HubProcess":
         """A fresh server on the same store (the way a crashed Hub comes back)."""
@@ -732,7 +735,10 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--token", default=None, help="require this bearer token for writes; refuse any other")
     ap.add_argument("--die-on", default=None, help="exit abruptly on the first request whose path contains this")
+    ap.add_argument("--exit-with-stdin", action="store_true", help="exit when stdin closes (the parent died)")
     a = ap.parse_args()
+    if a.exit_with_stdin:
+        threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
     Handler.store = Store(a.root)
     Handler.token = a.token
     Handler.die_on = a.die_on

@@ -43,6 +43,12 @@ def test_latents_added_as_a_revision_load_with_stock_lerobot_and_parent_is_untou
     assert mask.shape[-2:] == (32, 32) and set(np.unique(mask)) <= {0.0, 1.0}
     assert ds.meta.stats[schema.LATENT]["max"][0] == latents[:, 0].max()
     assert ds.meta.stats[schema.mask_key("front")]["max"].ravel()[0] == pytest.approx(1.0)
+    # LeRobot's own editing tools rebuild stats from per-episode stats: the new columns' stats survive them
+    from lerobot.datasets.dataset_tools import delete_episodes
+
+    trimmed = delete_episodes(ds, [0], output_dir=tmp_path / "trimmed", repo_id="me/kinova")
+    assert trimmed.meta.stats[schema.LATENT]["min"][0] == latents[6:, 0].min() > 0
+    assert schema.mask_key("front") in trimmed.meta.stats
     meta = provenance.read(child)
     assert meta["revision"] == "latents-v1" and meta["parent"]["root"] == str(parent)
     assert meta["history"][-1]["columns"] == sorted([schema.LATENT, schema.mask_key("front")])
