@@ -266,8 +266,12 @@ def execute(run: Run, data: Data, scale: Scale, out: Path, log=print) -> dict:
             settings = TrainSettings(input=run.input, method=run.world_model, steps=scale.wm_steps,
                                      batch_size=scale.wm_batch, seed=run.seed, image_size=scale.image_size,
                                      save_every=max(scale.wm_steps // 5, 1), threads=scale.threads)
-            summary = train_world_model(train_mix, wm, settings, resume=wm.exists() and any(wm.iterdir()),
-                                        progress=False)
+            from glam_lerobot.world_model.checkpoint import latest_checkpoint
+
+            resume = wm.exists() and latest_checkpoint(wm) is not None  # else nothing worth keeping was written
+            if not resume:
+                _fresh(wm)
+            summary = train_world_model(train_mix, wm, settings, resume=resume, progress=False)
             _mark(wm, {"last": summary.last})
             timings["world_model_s"] = time.perf_counter() - t
         extra["world_model_last_losses"] = json.loads((wm / ".done").read_text()).get("last", {})
