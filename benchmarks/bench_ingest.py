@@ -131,6 +131,23 @@ def encoder_floor(plan) -> tuple[float, float]:
     return t_enc, t_read
 
 
+def _import_lerobot() -> float:
+    a = time.perf_counter()
+    import lerobot.datasets.lerobot_dataset  # noqa: F401
+
+    return time.perf_counter() - a
+
+
+def worker_startup() -> float:
+    """Seconds for one fresh spawned worker to start and import LeRobot: the fixed cost of --workers > 1."""
+    import multiprocessing as mp
+
+    a = time.perf_counter()
+    with mp.get_context("spawn").Pool(1) as pool:
+        pool.apply(_import_lerobot)
+    return time.perf_counter() - a
+
+
 def bench(name: str, make_plan, work: Path) -> list[str]:
     plan = make_plan()
     frames = None
@@ -181,7 +198,8 @@ def main() -> None:
         mapping["cameras"]["overhead"] = "/camera_overhead/color/image_raw"
         lines = bench("umi", lambda: umi.plan([work / "dataset.zarr.zip"]), work)
         lines += bench("rosbag", lambda: rosbag.plan([bags], mapping=mapping), work)
-        print(f"CPU cores: {os.cpu_count()}, load average at the end: {os.getloadavg()[0]:.1f}")
+        print(f"CPU cores: {os.cpu_count()}, load average at the end: {os.getloadavg()[0]:.1f}; a spawned worker "
+              f"takes {worker_startup():.1f} s to start and import LeRobot (paid once per worker with --workers > 1)")
         print("\n".join(lines))
     finally:
         if args.workdir is None:

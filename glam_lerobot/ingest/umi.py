@@ -11,6 +11,7 @@ columns: only the cameras and `observation.ee_pose` per gripper (position, rotat
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
