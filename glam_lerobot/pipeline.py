@@ -172,7 +172,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- loading
 def find_recipe(spec: str | Path | None) -> Path:
-    """A recipe file; a bare name (`default`, `stack_two_glam_cpu`) is looked up among the shipped recipes."""
+    """A recipe file; a bare name (`default`, `stack_two_cpu`) is looked up among the shipped recipes."""
     if spec is None:
         spec = "default"
     path = Path(spec)
@@ -403,7 +403,7 @@ def stage_state(recipe: Recipe, stage: Stage) -> str:
 def _console():
     from rich.console import Console
 
-    return Console(highlight=False)
+    return Console(highlight=False, soft_wrap=True)  # long paths and commands stay on one line, copyable
 
 
 def run_recipe(recipe: Recipe, console=None) -> RunReport:
@@ -428,24 +428,44 @@ def run_recipe(recipe: Recipe, console=None) -> RunReport:
                 f"remove {recipe.marker(stage)} and its outputs ({', '.join(map(str, stage.outputs.values()))}) "
                 "to redo it, or run with another --workdir")
         console.rule(f"[bold cyan]{title}")
-        start = time.time()
+        _forget_other_settings(recipe, stage, ctx)
+        start, cpu0 = time.time(), _cpu_seconds()
         try:
             info = KINDS[stage.kind].run(stage, ctx) or {}
         except (KeyboardInterrupt, Exception) as exc:
             console.print(f"[bold red]stage '{stage.name}' failed:[/] {exc}")
             console.print(f"finished stages are kept; run the same command again to resume at '{stage.name}'")
             raise StageFailed(stage.name, stage.kind, exc) from exc
-        seconds = time.time() - start
+        seconds, cpu = time.time() - start, _cpu_seconds() - cpu0
         marker = {"stage": stage.name, "run": stage.kind, "fingerprint": stage.fingerprint, "seconds": seconds,
+                  "cpu_seconds": cpu,
                   "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "settings": stage.settings,
                   "outputs": {k: str(v) for k, v in stage.outputs.items()}, "info": info}
         _write_json(recipe.marker(stage), marker)
-        console.print(f"[green]done[/]    {title} in {seconds:.0f} s")
+        console.print(f"[green]done[/]    {title} in {seconds:.0f} s ({cpu:.0f} s of CPU)")
         results.append(StageResult(stage.name, stage.kind, "ran", seconds, info))
     ran = [r for r in results if r.status == "ran"]
     console.rule(f"pipeline {recipe.name}: {len(ran)} stage(s) run, {len(results) - len(ran)} skipped, "
                  f"{time.time() - t_all:.0f} s")
     return RunReport(recipe, results)
+
+
+def _forget_other_settings(recipe: Recipe, stage: Stage, ctx: Context) -> None:
+    """Unfinished work is resumed only if it was started with the same settings; otherwise it is removed first."""
+    started = recipe.workdir / MARKERS / f"{stage.name}.started.json"
+    if started.exists() and json.loads(started.read_text()).get("fingerprint") != stage.fingerprint:
+        for out in stage.outputs.values():
+            for path in (out, out.with_name(out.name + ".partial"), out.with_name(out.name + ".masks-work")):
+                _clear(path, ctx, "unfinished work of the same stage with other settings")
+    _write_json(started, {"stage": stage.name, "fingerprint": stage.fingerprint})
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (writer workers, lerobot-train, lerobot-eval)."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def describe(recipe: Recipe) -> list[dict]:
@@ -556,7 +576,7 @@ def _push(stage: Stage, ctx: Context) -> dict:
     summary = hub.push(w["path"], w["repo_id"], w.get("revision"), private=w.get("private"))
     _print_lines(ctx, summary.lines())
     return {"repo_id": w["repo_id"], "revision": w.get("revision"),
-            **{k: str(v) for k, v in vars(summary).items() if isinstance(v, (str, int, float))}}
+            **{k: v for k, v in vars(summary).items() if isinstance(v, (str, int, float, bool))}}
 
 
 def _mixture_entry(entry: Any) -> dict:
@@ -596,8 +616,7 @@ def _mixture(stage: Stage, ctx: Context) -> dict:
     for r in rows:
         ctx.console.print(f"  {r['role']:9s} {r['repo_id']}: {r['episodes']} episodes, {r['frames']} frames")
     ctx.console.print(f"wrote {out}")
-    return {"datasets": [{k: str(v) for k, v in r.items() if k in ("role", "repo_id", "episodes", "frames")}
-                         for r in rows]}
+    return {"datasets": [{k: r[k] for k in ("role", "repo_id", "episodes", "frames")} for r in rows]}
 
 
 def _train_wm(stage: Stage, ctx: Context) -> dict:
@@ -889,6 +908,7 @@ def _summary(stage: Stage, ctx: Context) -> dict:
         marker = recipe.marker(s)
         saved = json.loads(marker.read_text()) if marker.exists() else {}
         rows.append({"stage": s.name, "run": s.kind, "seconds": round(saved.get("seconds", 0.0), 1),
+                     "cpu_seconds": round(saved.get("cpu_seconds", 0.0), 1),
                      "outputs": {k: str(v) for k, v in s.outputs.items()}, "info": saved.get("info", {})})
     success = {r["stage"]: r["info"].get("pc_success") for r in rows if r["run"] == "evaluate"}
     transfer = {r["stage"]: r["info"].get("per_source") for r in rows if r["run"] == "transfer"}
@@ -911,12 +931,13 @@ def _summary(stage: Stage, ctx: Context) -> dict:
         lines.append("")
     if plots:
         lines += ["## Plots", ""] + [f"- {k}: {v}" for k, v in plots.items()] + [""]
-    lines += ["## Stages", "", "| stage | run | seconds | wrote |", "|---|---|---|---|"]
+    lines += ["## Stages", "", "| stage | run | seconds | CPU seconds | wrote |", "|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['stage']} | {r['run']} | {r['seconds']:.0f} | "
+        lines.append(f"| {r['stage']} | {r['run']} | {r['seconds']:.0f} | {r['cpu_seconds']:.0f} | "
                      + ", ".join(f"{k}: `{v}`" for k, v in r["outputs"].items()) + " |")
-    total = sum(r["seconds"] for r in rows)
-    lines += ["", f"Total time of the stages: {total / 60:.1f} min (stages run earlier count with their first run)."]
+    total, cpu = sum(r["seconds"] for r in rows), sum(r["cpu_seconds"] for r in rows)
+    lines += ["", f"Total: {total / 60:.1f} min wall clock, {cpu / 60:.1f} min of CPU (stages skipped on a later run "
+              "count with the run that did them)."]
     if recipe.full_scale or w.get("full_scale"):
         lines += ["", "## What a full-scale run does differently", "", (w.get("full_scale") or recipe.full_scale).strip()]
     text = "\n".join(lines) + "\n"
@@ -924,7 +945,7 @@ def _summary(stage: Stage, ctx: Context) -> dict:
         (tmp / "summary.md").write_text(text)
         _write_json(tmp / "summary.json", {"recipe": str(recipe.path), "workdir": str(recipe.workdir),
                                            "success": success, "transfer": transfer, "plots": plots,
-                                           "stages": rows, "seconds": total})
+                                           "stages": rows, "seconds": total, "cpu_seconds": cpu})
     from rich.markdown import Markdown
 
     ctx.console.print(Markdown(text))

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-RECIPE_HELP = ("a recipe YAML file, or the name of a shipped recipe in pipelines/ (default, stack_two_glam_cpu, "
-               "stack_two_glam, ...) [default: default]")
+RECIPE_HELP = ("a recipe YAML file, or the name of a shipped recipe in pipelines/ (default, stack_two_cpu, "
+               "stack_two, stack_three, ...) [default: default]")
 
 
 def register(app: typer.Typer) -> None:
