@@ -34,6 +34,7 @@ def benchmark(
     GLAM-O minus the best baseline), results.json (every number), and with --scaling scaling.png.
     """
     from rich.console import Console
+    from rich.markup import escape
 
     from glam_lerobot.benchmark import check_request, run_benchmark, summary_lines
 
@@ -42,7 +43,7 @@ def benchmark(
     try:
         check_request(task, names, seeds, scale)
         report = run_benchmark(task, names, seeds, scale, output, scaling=scaling, data_dir=data_dir,
-                               log=lambda msg: console.print(f"[dim]{msg}[/]"))
+                               log=lambda msg: console.print(f"[dim]{escape(msg)}[/]"))
     except (ValueError, FileExistsError, FileNotFoundError, RuntimeError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(1)
