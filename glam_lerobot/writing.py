@@ -134,6 +134,9 @@ def _write_shard(
     ds = LeRobotDataset.create(
         repo_id, fps, features, root=shard_dir, robot_type=robot_type, use_videos=use_videos, video_backend="pyav",
         streaming_encoding=use_videos,
+        # LeRobot drops a frame (with only a warning) when the encoder queue stays full for 0.1 s, as it does on a
+        # busy CPU; offline writing must never lose frames, so the queue is unbounded (0), holding at most an episode.
+        encoder_queue_maxsize=0,
     )
     skipped, bad, frames, episodes = [], [], 0, 0
     try:

@@ -136,6 +136,8 @@ def test_aloha_files_plain_and_jpeg_compressed(tmp_path):
     meta = provenance.read(tmp_path / "ds")
     assert meta["source"]["format"] == "hdf5-aloha" and meta["task"] == "pick the cube"
     assert [f["sha256"] for f in meta["source"]["files"]] == [provenance.sha256(p) for p in files]
+    card = (tmp_path / "ds" / "README.md").read_text()
+    assert "hdf5-aloha" in card and provenance.sha256(files[0]) in card  # provenance on the dataset card too
 
 
 def test_robomimic_demos_keep_osc_deltas_out_of_action(tmp_path):
