@@ -333,7 +333,7 @@ def execute(run: Run, data: Data, scale: Scale, out: Path, log=print) -> dict:
         timings["eval_s"] = time.perf_counter() - t
     successes = read_successes(evaluation / "eval_info.json", scale.eval_episodes)
 
-    result = {"method": method_of(run), "run": run.name, **asdict(run), "successes": successes,
+    result = {**asdict(run), "method": method_of(run), "run": run.name, "successes": successes,
               "k": int(sum(successes)), "n": len(successes), "rate": sum(successes) / max(len(successes), 1),
               "eval_seeds": [EVAL_SEED0 + 1000 * run.seed + i for i in range(len(successes))],
               "timings": timings, **extra}
@@ -461,12 +461,13 @@ def scaling_plot(curves: dict, path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.6))
-    for m, label, colour in (("mip", "MIP: more target episodes", "tab:gray"),
-                             ("glam_o", "GLAM-O: target + more auxiliary", "tab:green")):
+    top = max((int(k) for points in curves.values() for k in points), default=1)
+    for m, label, colour, shift in (("mip", "MIP: more target episodes", "tab:gray", -0.01 * top),
+                                    ("glam_o", "GLAM-O: target + more auxiliary", "tab:green", 0.01 * top)):
         pts = sorted(curves.get(m, {}).items(), key=lambda kv: int(kv[0]))
         if not pts:
             continue
-        x = [int(k) for k, _ in pts]
+        x = [int(k) + shift for k, _ in pts]  # a small shift keeps equal points of both curves visible
         y = [p["rate"] for _, p in pts]
         err = [[p["rate"] - p["wilson95"][0] for _, p in pts], [p["wilson95"][1] - p["rate"] for _, p in pts]]
         ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label, color=colour)
@@ -523,6 +524,7 @@ def run_benchmark(task: str, methods: list[str], seeds: int, scale: str | Scale,
     for i, run in enumerate(runs + extra):
         log(f"({i + 1}/{len(runs) + len(extra)}) {run.name} seed {run.seed}")
         r = execute(run, data, sc, out, log=log)
+        r["method"] = method_of(run)  # the row's label in the table (glam_o with the third source: glam_o_3src)
         reused += bool(r.pop("cached"))
         results.append(r)
 
