@@ -850,6 +850,7 @@ def _plot(stage: Stage, ctx: Context) -> dict:
     w = stage.settings
     written = {}
     with _Staged(stage.outputs["output"], ctx) as tmp:
+        tmp.mkdir()
         wm = w.get("world_models") or {}
         pol = w.get("policies") or {}
         if wm or pol:
@@ -942,13 +943,12 @@ def _summary(stage: Stage, ctx: Context) -> dict:
         lines += ["", "## What a full-scale run does differently", "", (w.get("full_scale") or recipe.full_scale).strip()]
     text = "\n".join(lines) + "\n"
     with _Staged(stage.outputs["output"], ctx) as tmp:
+        tmp.mkdir()
         (tmp / "summary.md").write_text(text)
         _write_json(tmp / "summary.json", {"recipe": str(recipe.path), "workdir": str(recipe.workdir),
                                            "success": success, "transfer": transfer, "plots": plots,
                                            "stages": rows, "seconds": total, "cpu_seconds": cpu})
-    from rich.markdown import Markdown
-
-    ctx.console.print(Markdown(text))
+    ctx.console.print(text, markup=False)  # as written: full paths, nothing elided
     ctx.console.print(f"wrote {stage.outputs['output'] / 'summary.md'} and summary.json")
     return {"success": success, "summary": str(stage.outputs["output"] / "summary.md")}
 

@@ -103,8 +103,9 @@ def test_micro_recipe_runs_end_to_end(micro):
     masked = workdir / "masks"
     assert schema.mask_key("overhead") in json.loads((masked / "meta" / "info.json").read_text())["features"]
     assert provenance.read(masked)["parent"]["root"] == str(kinova)
-    assert "v3.0" in {r.name for r in hub.revisions("pipeline/kinova-lift", repo_type="dataset")} or \
-        hub.revisions("pipeline/kinova-lift", repo_type="dataset")
+    pushed = json.loads((workdir / ".pipeline" / "share.json").read_text())["info"]
+    revs = {(r.kind, r.name): r.commit for r in hub.revisions("pipeline/kinova-lift", repo_type="dataset")}
+    assert revs[("branch", "main")] == pushed["commit"] and ("tag", "v3.0") in revs
     mixture = yaml.safe_load((workdir / "mixture.yaml").read_text())
     assert [d["root"] for d in mixture["target"]] == [str(kinova)]
     assert (workdir / "wm" / "model.safetensors").is_file()
