@@ -161,6 +161,7 @@ def _write_shard(
                 ticks.put(1)
     finally:
         ds.finalize()
+    shutil.rmtree(shard_dir / "images", ignore_errors=True)  # LeRobot's PNG staging folder, empty by now
     return {"episodes": episodes, "frames": frames, "skipped": skipped, "bad": bad}
 
 

@@ -35,6 +35,7 @@ def pytest_configure(config):
     work = Path(tempfile.mkdtemp(prefix="glam-tests-"))
     server = hubserver.start(str(work / "hub"), token=TEST_TOKEN)
     _state.update(work=work, server=server)
+    os.environ.setdefault("MUJOCO_GL", "egl")  # for tests that import mujoco before glam_lerobot
     os.environ.pop("HF_HUB_OFFLINE", None)
     os.environ.pop("LEROBOT_HOME", None)  # LeRobot refuses to import with the old variable set
     os.environ.update(
