@@ -189,15 +189,18 @@ def _close(root) -> None:
         close()
 
 
+@functools.lru_cache(maxsize=4)
+def _open_cached(path: str, stamp: tuple):
+    """A worker reads many episodes of one buffer: open its zip (central directory: one entry per frame) once.
+    `stamp` (mtime, size) makes a rewritten file open afresh."""
+    return open_buffer(path)
+
+
 def produce(job: dict) -> dict:
     """Read one episode, pick the frames on the fps grid, and return the canonical columns."""
     validate.bad_job(job)
-    file, episode, a, b = job["file"], job["episode"], job["start"], job["end"]
-    root = open_buffer(file)
-    try:
-        return _produce(job, root["data"])
-    finally:
-        _close(root)
+    st = Path(job["file"]).stat()
+    return _produce(job, _open_cached(job["file"], (st.st_mtime_ns, st.st_size))["data"])
 
 
 def _produce(job: dict, data) -> dict:
