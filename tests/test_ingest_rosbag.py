@@ -138,6 +138,14 @@ def test_ros2_mcap_and_sqlite3_bags_become_one_kinova_dataset(tmp_path):
         np.testing.assert_allclose(actions[-1, :7], states[-1, :7], atol=1e-6)
         np.testing.assert_allclose(actions[:-1, 7], 1 - states[1:, 7] / schema.GRIPPER_MAX_OPENING, atol=1e-5)
 
+    # as a policy loads it: action chunks and image history across the episode boundary (LeRobot's timestamp checks)
+    chunked = LeRobotDataset("lab/kinova_teleop", root=tmp_path / "kinova", video_backend="pyav",
+                             delta_timestamps={schema.ACTION: [0, 0.1, 0.2], schema.image_key("front"): [-0.1, 0]})
+    last = chunked[14]  # the last frame of episode 0
+    assert last["action_is_pad"].tolist() == [False, True, True]
+    assert tuple(last[schema.image_key("front")].shape) == (2, 3, *HW)
+    np.testing.assert_allclose(last[schema.ACTION][0].numpy(), ds[14][schema.ACTION].numpy())
+
     meta = provenance.read(tmp_path / "kinova")
     assert meta["source"]["format"] == "rosbag" and meta["source"]["mapping"]["cameras"] == {
         "front": "/camera/color/image_raw"}
