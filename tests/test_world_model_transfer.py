@@ -36,6 +36,7 @@ def test_transfer_reports_success_and_object_error_per_source_with_strips(sim_mi
     for row in report["episodes"]:
         assert row["episode"] == 1 and isinstance(row["success"], bool)
         assert np.isfinite(row["object_error_mean"]) and row["object_error_final"] >= 0
+        assert np.isfinite(row["ee_error_mean"]) and row["ee_error_if_still"] > 0  # the original gripper moved
         assert (tmp_path / "transfer").joinpath(row["png"].split("/")[-1]).stat().st_size > 1000
     assert report["world_model"]["sha256"]
 

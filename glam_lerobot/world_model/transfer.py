@@ -7,8 +7,10 @@ For each chosen episode of a recorded sim dataset (any embodiment: UMI, Kinova):
    for every embodiment) and executes them open-loop in the latents: the latent sequence is fixed in advance;
    only the relative -> absolute conversion (schema.absolute_action) reads the arm's measured joint positions,
    as any executor of relative joint actions does;
-4. it reports whether the task succeeds and how far the objects' trajectories stray from the original episode's
-   (mean and final position error, metres), per source, plus a PNG strip of the replay beside the original.
+4. it reports whether the task succeeds, how far the objects' trajectories stray from the original episode's
+   (mean and final position error, metres) and how far the gripper's path does (mean end-effector position
+   error, beside the error of an arm that never moves, for scale), per source, plus a PNG strip of the replay
+   beside the original.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ class TransferReport:
         for name, s in self.per_source.items():
             out.append(f"{name} ({s['embodiment']}): success {s['successes']}/{s['episodes']} "
                        f"({s['success_rate']:.0%}), object error mean {s['object_error_mean']:.3f} m, "
-                       f"final {s['object_error_final']:.3f} m")
+                       f"final {s['object_error_final']:.3f} m; end-effector path error {s['ee_error_mean']:.3f} m "
+                       f"(an arm that stays still: {s['ee_error_if_still']:.3f} m)")
         if self.output:
             out.append(f"wrote {self.output}/transfer.json and one PNG strip per episode")
         return out
@@ -52,10 +55,11 @@ def decode_latents_to_kinova(model, latents: np.ndarray, task: str, seed: int, i
     world = SimWorld(task, "kinova")
     cams = Cameras(world.model, image_size) if image_size else None
     world.reset(seed)
-    qpos, frames, actions = [], {}, []
+    qpos, frames, actions, ee = [], {}, [], []
 
     def observe():
         qpos.append(world.data.qpos.copy())
+        ee.append(world.ee_pose())
         if cams is not None:
             for cam, img in cams.rgb(world.data).items():
                 frames.setdefault(cam, []).append(img)
@@ -77,7 +81,8 @@ def decode_latents_to_kinova(model, latents: np.ndarray, task: str, seed: int, i
             cams.close()
     qpos = np.stack(qpos)
     return {"success": bool(success), "object_positions": tasks.object_positions(task, "kinova", qpos),
-            "frames": {c: np.stack(v) for c, v in frames.items()} if cams else None, "actions": np.stack(actions)}
+            "frames": {c: np.stack(v) for c, v in frames.items()} if cams else None, "actions": np.stack(actions),
+            "ee_pose": np.stack(ee)}
 
 
 def transfer(world_model: Path | str, roots: list[Path | str], episodes: list[int] | None, output: Path | str,
@@ -119,11 +124,14 @@ def transfer(world_model: Path | str, roots: list[Path | str], episodes: list[in
                 out = decode_latents_to_kinova(model, latents[a : b - 1], task, int(seeds[ep]), size)
                 orig = tasks.object_positions(task, embodiment, read_episode(root, ep, [schema.SIM_QPOS])[schema.SIM_QPOS])
                 errs = {k: np.linalg.norm(out["object_positions"][k][: b - a] - orig[k], axis=1) for k in orig}
+                ee_err, ee_static = _ee_errors(source.ee_pose[a:b], out["ee_pose"][: b - a])
                 row = {
                     "source": name, "embodiment": embodiment, "episode": ep, "seed": int(seeds[ep]),
                     "success": out["success"],
                     "object_error_mean": float(np.mean([e.mean() for e in errs.values()])),
                     "object_error_final": float(np.mean([e[-1] for e in errs.values()])),
+                    "ee_error_mean": ee_err,
+                    "ee_error_if_still": ee_static,
                 }
                 cam = strip_camera if strip_camera in rgb else next(iter(rgb))
                 png = output / f"{name.replace('/', '_')}_ep{ep:04d}.png"
@@ -140,9 +148,20 @@ def transfer(world_model: Path | str, roots: list[Path | str], episodes: list[in
             "success_rate": float(np.mean([r["success"] for r in rows])),
             "object_error_mean": float(np.mean([r["object_error_mean"] for r in rows])),
             "object_error_final": float(np.mean([r["object_error_final"] for r in rows])),
+            "ee_error_mean": float(np.mean([r["ee_error_mean"] for r in rows])),
+            "ee_error_if_still": float(np.mean([r["ee_error_if_still"] for r in rows])),
         }
     (output / "transfer.json").write_text(json.dumps(
         {"world_model": ckpt.identity(world_model), "per_source": report.per_source, "episodes": report.rows},
         indent=2) + "\n")
     return report
 
+
+
+def _ee_errors(original: np.ndarray, replay: np.ndarray) -> tuple[float, float]:
+    """Mean end-effector position error (m) of the replay, and of an arm that stays at its start, per frame."""
+    arms = original.shape[1] // schema.EE_POSE_DIM_PER_ARM
+    pos = [slice(i * schema.EE_POSE_DIM_PER_ARM, i * schema.EE_POSE_DIM_PER_ARM + 3) for i in range(arms)]
+    err = np.mean([np.linalg.norm(replay[:, p] - original[:, p], axis=1).mean() for p in pos])
+    still = np.mean([np.linalg.norm(original[:1, p] - original[:, p], axis=1).mean() for p in pos])
+    return float(err), float(still)
