@@ -710,16 +710,19 @@ def _big_number(text: str) -> float:
 
 
 def policy_losses(log: Path) -> list[dict]:
-    """(step, loss) from lerobot-train's log lines (`step:200 smpl:... loss:0.123 ...`)."""
-    rows = []
+    """(step, loss) from lerobot-train's log lines (`step:200 smpl:... loss:0.123 ...`); after a resume, steps
+    logged again replace the ones logged past the checkpoint by the interrupted run."""
+    rows: dict[float, dict] = {}
     for line in log.read_text(errors="replace").splitlines() if log.exists() else []:
         m = _STEP_LINE.search(line)
         if m:
             try:
-                rows.append({"step": _big_number(m.group(1)), "loss": float(m.group(2))})
+                step = _big_number(m.group(1))
+                step = int(step) if step.is_integer() else step
+                rows[step] = {"step": step, "loss": float(m.group(2))}
             except ValueError:
                 continue
-    return rows
+    return [rows[k] for k in sorted(rows)]
 
 
 def _train_policy(stage: Stage, ctx: Context) -> dict:
