@@ -169,6 +169,9 @@ class Data:
 
         root = self.chunk_root(kind, k)
         if (root / "meta" / "info.json").is_file():
+            info = json.loads((root / "meta" / "info.json").read_text())
+            self.summaries.setdefault(root.name, {"episodes": info.get("total_episodes"),
+                                                  "frames": info.get("total_frames"), "reused": True})
             return root
         if root.exists():  # the writer renames only complete datasets into place; anything else is stale
             shutil.rmtree(root)
