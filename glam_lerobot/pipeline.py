@@ -896,10 +896,13 @@ def _plot(stage: Stage, ctx: Context) -> dict:
             plt.close(fig)
             written["success"] = "success.png"
     out = stage.outputs["output"]
-    for k, v in written.items():
-        if isinstance(v, str):
-            ctx.console.print(f"wrote {out / v}")
-    return {"files": {k: str(out / v) for k, v in written.items() if isinstance(v, str)}}
+    files = {k: str(out / v) for k, v in written.items() if isinstance(v, str)}
+    for k, v in files.items():
+        ctx.console.print(f"wrote {v}")
+    for label, folder in (w.get("world_models") or {}).items():  # train-wm's own plot: every loss term
+        if (Path(folder) / "training_curve.png").is_file():
+            files[f"world model {label}, every loss term"] = str(Path(folder) / "training_curve.png")
+    return {"files": files}
 
 
 def _summary(stage: Stage, ctx: Context) -> dict:
