@@ -251,3 +251,27 @@ def test_shipped_recipes_load_and_the_default_is_found_by_name(tmp_path):
         assert policies == {"glam_mip", "mip"} and inputs == {"rgb", "masks"}
     default = pipeline.load_recipe(None, workdir=tmp_path / "d")
     assert default.path.name == "default.yaml" and not any(s.kind == "push" for s in default.stages)
+
+
+def test_ingest_stage_reads_a_umi_replay_buffer(tmp_path):
+    """Raw files are inputs that exist on disk; `options` go to the reader's plan() as the CLI's flags would."""
+    from test_ingest_umi import write_buffer  # a real UMI ReplayBuffer written with zarr + JpegXL
+
+    from glam_lerobot import provenance
+
+    buffer = write_buffer(tmp_path / "dataset.zarr.zip")
+    recipe = {"name": "ingest", "stages": [
+        {"name": "umi", "run": "ingest",
+         "with": {"format": "umi", "paths": [str(buffer)], "repo_id": "lab/umi_cups",
+                  "options": {"fps": 10, "camera_map": "camera0=front,camera1=overhead", "task": "cup"}}},
+        {"name": "summary", "run": "summary"}]}
+    path = write_recipe(tmp_path, recipe)
+    report = pipeline.run_recipe(pipeline.load_recipe(path, workdir=tmp_path / "run"))
+    assert report.status() == {"umi": "ran", "summary": "ran"}
+    assert report.results[0].info == {"episodes": 2, "frames": 19, "bad": 0}
+    meta = provenance.read(tmp_path / "run" / "umi")
+    assert meta["source"]["format"] == "umi-replay-buffer" and meta["source"]["files"][0]["path"] == str(buffer)
+    assert "pipeline run" in meta["source"]["command"]
+
+    recipe["stages"][0]["with"]["paths"] = [str(tmp_path / "missing.zarr.zip")]
+    _refused(tmp_path / "bad", recipe, r"stage 'umi': input paths\[0\] = .*missing.zarr.zip: no earlier stage writes it")
