@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from glam_lerobot.cli.errors import fail as _fail
+
 RepoType = Annotated[Optional[str], typer.Option("--repo-type", help="dataset or model (default: detected)")]
 Token = Annotated[Optional[str], typer.Option("--token", help="Hub token (default: HF_TOKEN or `hf auth login`)",
                                               show_default=False)]
@@ -20,11 +22,6 @@ mixture_app = typer.Typer(
 )
 
 
-def _fail(e: Exception) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[red]error:[/red] {e}", highlight=False, markup=True, soft_wrap=True)
-    raise typer.Exit(1)
 
 
 def push(

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from glam_lerobot.cli.errors import fail as _fail
+
 from glam_lerobot import schema
 
 _COMMON = (
@@ -32,11 +34,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(ingest, name="ingest")
 
 
-def _fail(message: str) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(1)
 
 
 def _run(make_plan, root: Path, repo_id: str | None, default_repo: str, workers: int, skip_bad: bool) -> None:

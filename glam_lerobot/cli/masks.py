@@ -9,6 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from glam_lerobot.cli.errors import fail as _fail
+
 masks_app = typer.Typer(
     help="Object masks (GLAM-O): add one lossless mask column per camera as a new dataset revision, or score a "
     "segmentation model against simulator ground truth.",
@@ -44,12 +46,6 @@ def _command_line(name: str, args: dict) -> str:
     return " ".join(parts)
 
 
-def _fail(message: str) -> None:
-    """Bad input: one clear line on stderr, exit status 1, no traceback."""
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(1)
 
 
 def _list(text: Optional[str]) -> Optional[list[str]]:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from glam_lerobot.cli.errors import fail as _fail
+
 RECIPE_HELP = ("a recipe YAML file, or the name of a shipped recipe in pipelines/ (default, stack_two_cpu, "
                "stack_two, stack_three, ...) [default: default]")
 
@@ -23,11 +25,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(pipeline, name="pipeline")
 
 
-def _fail(message: str) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(1)
 
 
 def _load(recipe: str | None, workdir: Path | None, sets: list[str] | None):

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from glam_lerobot.cli.errors import fail as _fail
+
 from glam_lerobot import schema
 
 
@@ -20,11 +22,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(sim, name="sim")
 
 
-def _fail(message: str) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(1)
 
 
 def record(

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from glam_lerobot.cli.errors import fail as _fail
+
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
@@ -17,11 +19,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(latents, name="latents")
 
 
-def _fail(message: str) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(1)
 
 
 def _mixture(path: Path):
