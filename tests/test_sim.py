@@ -20,7 +20,7 @@ def test_the_gen3_model_follows_the_published_dh_table_and_urdf_limits():
     import mujoco  # after glam_lerobot, which picks the headless GL backend mujoco reads at import
 
     world = SimWorld("lift", "kinova")
-    m, d = world.model, world.data
+    m = world.model
     ik = world.iks[0]
     base = m.body("arm0/base").pos
     rng = np.random.default_rng(0)

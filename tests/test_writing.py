@@ -1,6 +1,5 @@
 """Writing datasets: what every `ingest`, `sim record` and `relabel` stands on."""
 
-import json
 
 import numpy as np
 import pytest

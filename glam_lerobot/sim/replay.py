@@ -16,12 +16,15 @@ from glam_lerobot.sim import tasks
 
 
 def rollout_actions(task: str, seed: int, actions: np.ndarray, image_size: int | None = schema.DEFAULT_IMAGE_SIZE,
-                    ) -> dict:
+                    relative: bool = False) -> dict:
     """Run Kinova `actions` (T, 8 * arms) open-loop from `seed`'s start.
 
-    Returns {"success": task check after the last action, "object_positions": {object: (T + 1, 3)} (before each
-    action and after the last), "qpos": (T + 1, nq), "frames": {camera: (T + 1, H, W, 3) uint8} or None when
-    image_size is None}.
+    `relative=True` takes actions in the world model's relative form (schema.relative_action) and makes each
+    absolute with the joint state at the step it is applied, clipping the gripper command to [0, 1]: that is how
+    actions decoded from latents are executed. Returns {"success": task check after the last action,
+    "object_positions": {object: (T + 1, 3)} (before each action and after the last), "qpos": (T + 1, nq),
+    "ee_pose": (T + 1, 10 * arms), "actions": the (T, 8 * arms) absolute actions applied, "frames": {camera:
+    (T + 1, H, W, 3) uint8} or None when image_size is None}.
     """
     from glam_lerobot.sim.render import Cameras
     from glam_lerobot.sim.world import SimWorld
@@ -29,14 +32,16 @@ def rollout_actions(task: str, seed: int, actions: np.ndarray, image_size: int |
     world = SimWorld(task, "kinova")
     actions = np.asarray(actions, dtype=np.float32)
     width = schema.STATE_DIM_PER_ARM * world.arms
-    if actions.ndim != 2 or actions.shape[1] != width:
-        raise ValueError(f"{task} takes Kinova actions of shape (T, {width}), got {actions.shape}")
+    if actions.ndim != 2 or actions.shape[1] != width or len(actions) == 0:
+        raise ValueError(f"{task} takes Kinova actions of shape (T > 0, {width}), got {actions.shape}")
     cams = Cameras(world.model, image_size) if image_size else None
     world.reset(seed)
-    qpos, frames = [], {}
+    qpos, ee, applied, frames = [], [], [], {}
+    gripper = slice(schema.ARM_JOINTS, None, schema.STATE_DIM_PER_ARM)
 
     def observe():
         qpos.append(world.data.qpos.copy())
+        ee.append(world.ee_pose())
         if cams is not None:
             for cam, img in cams.rgb(world.data).items():
                 frames.setdefault(cam, []).append(img)
@@ -44,7 +49,11 @@ def rollout_actions(task: str, seed: int, actions: np.ndarray, image_size: int |
     try:
         for action in actions:
             observe()
-            world.step_kinova(action)
+            if relative:
+                action = schema.absolute_action(action, world.state().astype(np.float32), world.arms)
+                action[gripper] = np.clip(action[gripper], 0.0, 1.0)
+            applied.append(action.astype(np.float32))
+            world.step_kinova(applied[-1])
         observe()
         success = world.success()
     finally:
@@ -55,6 +64,8 @@ def rollout_actions(task: str, seed: int, actions: np.ndarray, image_size: int |
         "success": bool(success),
         "object_positions": tasks.object_positions(task, "kinova", qpos),
         "qpos": qpos,
+        "ee_pose": np.stack(ee),
+        "actions": np.stack(applied),
         "frames": {c: np.stack(v) for c, v in frames.items()} if cams is not None else None,
     }
 

@@ -47,42 +47,12 @@ class TransferReport:
 
 
 def decode_latents_to_kinova(model, latents: np.ndarray, task: str, seed: int, image_size: int | None) -> dict:
-    """Roll the decoded latents out on the simulated Kinova from `seed`; object trajectories, success, frames."""
-    from glam_lerobot.sim import tasks
-    from glam_lerobot.sim.render import Cameras
-    from glam_lerobot.sim.world import SimWorld
-
-    world = SimWorld(task, "kinova")
-    cams = Cameras(world.model, image_size) if image_size else None
-    world.reset(seed)
-    qpos, frames, actions, ee = [], {}, [], []
-
-    def observe():
-        qpos.append(world.data.qpos.copy())
-        ee.append(world.ee_pose())
-        if cams is not None:
-            for cam, img in cams.rgb(world.data).items():
-                frames.setdefault(cam, []).append(img)
+    """Decode latents into relative Kinova actions and roll them out from `seed` (sim.replay.rollout_actions)."""
+    from glam_lerobot.sim.replay import rollout_actions
 
     with torch.no_grad():
         rel = model.decode_action(torch.from_numpy(latents).float()).numpy()
-    try:
-        for r in rel:
-            observe()
-            action = schema.absolute_action(r, world.state().astype(np.float32), world.arms).astype(np.float32)
-            action[schema.ARM_JOINTS :: schema.STATE_DIM_PER_ARM] = np.clip(
-                action[schema.ARM_JOINTS :: schema.STATE_DIM_PER_ARM], 0.0, 1.0)  # gripper command range
-            actions.append(action)
-            world.step_kinova(action)
-        observe()
-        success = world.success()
-    finally:
-        if cams is not None:
-            cams.close()
-    qpos = np.stack(qpos)
-    return {"success": bool(success), "object_positions": tasks.object_positions(task, "kinova", qpos),
-            "frames": {c: np.stack(v) for c, v in frames.items()} if cams else None, "actions": np.stack(actions),
-            "ee_pose": np.stack(ee)}
+    return rollout_actions(task, seed, rel, image_size, relative=True)
 
 
 def transfer(world_model: Path | str, roots: list[Path | str], episodes: list[int] | None, output: Path | str,
