@@ -32,8 +32,8 @@ class CLAM(GLAM):
         del self.action_encoder
         del self.proprio_forward
 
-    def action_posterior(self, state, action):  # pragma: no cover - guard for code written against GLAM
-        raise NotImplementedError("CLAM has no action encoder: its action decoder reads the IDM's latent")
+    def action_posterior(self, state, action):  # a GLAM method this model does not have
+        raise TypeError("CLAM has no action encoder: its action decoder reads the IDM's latent")
 
     def loss_terms(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Every loss term as a tensor (for tests and inspection); `loss` sums them."""

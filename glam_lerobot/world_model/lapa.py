@@ -130,11 +130,11 @@ class LAPA(GLAM):
         self.idm = ResMLP(2 * x_dim, c.latent_dim, blocks=5, width=c.mlp_width)  # deterministic pre-quantiser
         self.quantizer = NSVQ(groups, size, c.latent_dim // groups)
 
-    def action_posterior(self, state, action):  # pragma: no cover - guard for code written against GLAM
-        raise NotImplementedError("LAPA has no action encoder")
+    def action_posterior(self, state, action):  # a GLAM method this model does not have
+        raise TypeError("LAPA has no action encoder")
 
-    def decode_action(self, z):  # pragma: no cover
-        raise NotImplementedError("LAPA has no action decoder: the latent policy learns its own (glam_mip)")
+    def decode_action(self, z):  # a GLAM method this model does not have
+        raise TypeError("LAPA has no action decoder: the latent policy learns its own (glam_mip)")
 
     def quantise(self, x_t: torch.Tensor, x_next: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(latent action, code indices) for transitions between latent states."""
