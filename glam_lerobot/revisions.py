@@ -27,8 +27,12 @@ def column_stats(values: np.ndarray, feature: dict) -> dict[str, np.ndarray]:
     from lerobot.datasets.compute_stats import get_feature_stats
 
     if feature["dtype"] in ("image", "video"):
-        chw = np.moveaxis(np.asarray(values), -1, 1)  # (N, H, W, C) -> (N, C, H, W)
-        stats = get_feature_stats(chw[:: max(1, len(chw) // 500)].astype(np.float32), axis=(0, 2, 3), keepdims=True)
+        # LeRobot's own image recipe: a sample of frames, downsampled, per channel, divided by 255 -> (C, 1, 1)
+        from lerobot.datasets.compute_stats import auto_downsample_height_width, sample_indices
+
+        imgs = np.stack([auto_downsample_height_width(np.moveaxis(values[i], -1, 0))
+                         for i in sample_indices(len(values))])
+        stats = get_feature_stats(imgs, axis=(0, 2, 3), keepdims=True)
         return {k: v if k == "count" else np.squeeze(v / 255.0, axis=0) for k, v in stats.items()}
     arr = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
     return get_feature_stats(arr, axis=0, keepdims=arr.ndim == 1)

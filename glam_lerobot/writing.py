@@ -287,8 +287,6 @@ def write_dataset(
 
 
 def write_card(root: Path) -> None:
-    try:
-        from glam_lerobot.cards import write_dataset_card
-    except ImportError:  # cards land with the Hub issue; until then datasets are written without one
-        return
+    from glam_lerobot.cards import write_dataset_card
+
     write_dataset_card(root)

@@ -1,10 +1,7 @@
-"""Masks as LeRobot columns: the stored image form, and stats in LeRobot's own image-stats layout.
+"""Masks as LeRobot columns: the stored image form (stats are written by glam_lerobot.revisions).
 
 A mask column is an `image` feature of shape (H, W, 3) with three identical channels in {0, 255} (see
 schema.mask_features for why not one channel). Stored as PNG inside the parquet files, so it stays binary.
-LeRobot never computes stats for columns added after recording (add_features leaves them out and recompute_stats
-skips images), so they are computed here exactly as LeRobot does for images: per channel, on a sample of frames,
-downsampled, divided by 255, shape (3, 1, 1).
 """
 
 from __future__ import annotations
@@ -46,12 +43,3 @@ def pack(masks: np.ndarray) -> np.ndarray:
 def unpack(packed: np.ndarray, width: int) -> np.ndarray:
     return np.unpackbits(packed, axis=-1, count=width).astype(bool)
 
-
-def episode_stats(masks: np.ndarray) -> dict[str, np.ndarray]:
-    """LeRobot's per-episode image stats (min, max, mean, std, count, q01..q99) for one episode's (T, H, W) masks."""
-    from lerobot.datasets.compute_stats import auto_downsample_height_width, get_feature_stats, sample_indices
-
-    idx = sample_indices(len(masks))
-    imgs = np.stack([auto_downsample_height_width(np.moveaxis(to_image(masks[i]), -1, 0)) for i in idx])
-    stats = get_feature_stats(imgs, axis=(0, 2, 3), keepdims=True)
-    return {k: v if k == "count" else np.squeeze(v / 255.0, axis=0) for k, v in stats.items()}
