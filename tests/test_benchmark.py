@@ -61,7 +61,7 @@ def test_micro_benchmark_runs_end_to_end_and_the_second_run_reuses_the_cache(tmp
     out = tmp_path / "bench"
     args = ["benchmark", "--task", "lift", "--methods", "mip,glam_o", "--seeds", "1", "--scale", "micro",
             "--output", str(out)]
-    first = CliRunner().invoke(app, args)
+    first = CliRunner().invoke(app, [*args, "--jobs", "2"])  # the two runs train side by side
     assert first.exit_code == 0, first.output + repr(first.exception)
     assert "2 run(s) trained, 0 reused" in first.output
     report = json.loads((out / "results.json").read_text())
@@ -81,7 +81,7 @@ def test_micro_benchmark_runs_end_to_end_and_the_second_run_reuses_the_cache(tmp
     assert len(eval_seeds) == 1 and min(next(iter(eval_seeds))) >= 9_000_000  # the same held-out seeds for all
     stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*") if p.is_file()}
 
-    second = CliRunner().invoke(app, args)
+    second = CliRunner().invoke(app, args)  # one at a time this time: nothing left to do
     assert second.exit_code == 0, second.output + repr(second.exception)
     assert "0 run(s) trained, 2 reused" in second.output
     assert {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*") if p.is_file()} == stamps
@@ -90,6 +90,23 @@ def test_micro_benchmark_runs_end_to_end_and_the_second_run_reuses_the_cache(tmp
     # asking the same folder for another scale is refused, before anything is overwritten
     other = CliRunner().invoke(app, [*args[:-4], "--scale", "cpu", "--output", str(out)])
     assert other.exit_code == 1 and "other settings" in other.output
+
+
+def test_a_failing_run_does_not_stop_the_others_and_is_named(tmp_path, monkeypatch):
+    from glam_lerobot import benchmark
+
+    def fake_execute(run, data, scale, out, log=print):
+        if run.method == "clam":
+            raise RuntimeError("lerobot-train failed (exit 1)")
+        return {"k": 1, "n": 2, "cached": False}
+
+    monkeypatch.setattr(benchmark, "execute", fake_execute)
+    runs = benchmark.main_runs(["mip", "clam", "glam"], 1, benchmark.SCALES["micro"])
+    seen = []
+    with pytest.raises(RuntimeError) as err:
+        benchmark.execute_all(runs, None, benchmark.SCALES["micro"], tmp_path, jobs=1, log=seen.append)
+    assert "1 of 3 runs failed" in str(err.value) and "clam-t1-a0 seed 0: lerobot-train failed" in str(err.value)
+    assert any("glam-t1-a1" in line for line in seen)  # the run after the failure still ran
 
 
 def test_bad_requests_fail_before_anything_is_written(tmp_path):
