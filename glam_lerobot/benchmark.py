@@ -354,6 +354,11 @@ def execute(run: Run, data: Data, scale: Scale, out: Path, log=print) -> dict:
     return {**result, "cached": False}
 
 
+def _worker_log(message: str) -> None:
+    """A worker process's log (module level: the pool pickles it by name)."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def execute_all(runs: list[Run], data: Data, scale: Scale, out: Path, jobs: int = 1, log=print) -> list[dict]:
     """execute() every run, in order, or `jobs` at a time in spawned processes (each with scale.threads torch
     threads). A failed run does not stop the others: finished runs stay cached and the failures are raised together
@@ -369,13 +374,11 @@ def execute_all(runs: list[Run], data: Data, scale: Scale, out: Path, jobs: int 
                 errors.append(f"{run.name} seed {run.seed}: {exc}")
     else:
         import concurrent.futures as cf
-        import functools
         import multiprocessing as mp
 
         log(f"{len(runs)} runs, {jobs} at a time")
-        worker_log = functools.partial(print, file=sys.stderr, flush=True)  # a lambda would not pickle
         with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(execute, run, data, scale, out, worker_log): i for i, run in enumerate(runs)}
+            futures = {pool.submit(execute, run, data, scale, out, _worker_log): i for i, run in enumerate(runs)}
             for future in cf.as_completed(futures):
                 i, run = futures[future], runs[futures[future]]
                 try:
