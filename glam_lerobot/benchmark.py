@@ -258,9 +258,9 @@ def _device() -> str:
 
 
 def _loader_workers() -> int:
-    """DataLoader workers for lerobot-train. Decoding video and parquet rows costs 15-30 ms per 32 px sample here (measured), which
-    a GPU step outruns, so on a GPU the spare cores load batches; on a CPU they would only take cores from the
-    training itself (and --jobs already spreads runs over the cores)."""
+    """DataLoader workers for lerobot-train. Decoding video and parquet rows costs 15-30 ms per 32 px sample here
+    (measured), which a GPU step outruns, so on a GPU the spare cores load batches; on a CPU they would only take
+    cores from the training itself (and --jobs already spreads runs over the cores)."""
     return 0 if _device() == "cpu" else max(1, min(8, (os.cpu_count() or 2) - 2))
 
 
@@ -372,13 +372,18 @@ def execute_all(runs: list[Run], data: Data, scale: Scale, out: Path, jobs: int 
     at the end, so a rerun only redoes what failed."""
     results: list[dict | None] = [None] * len(runs)
     errors: list[str] = []
+
+    def collect(i: int, outcome) -> None:  # one place where a run's result or failure is kept
+        try:
+            results[i] = outcome()
+            log(f"done: {runs[i].name} seed {runs[i].seed}: {results[i]['k']}/{results[i]['n']}")
+        except Exception as exc:  # noqa: BLE001 - reported with the run's name below
+            errors.append(f"{runs[i].name} seed {runs[i].seed}: {exc}")
+
     if jobs <= 1:
         for i, run in enumerate(runs):
             log(f"({i + 1}/{len(runs)}) {run.name} seed {run.seed}")
-            try:
-                results[i] = execute(run, data, scale, out, log=log)
-            except Exception as exc:  # noqa: BLE001 - reported with the run's name below
-                errors.append(f"{run.name} seed {run.seed}: {exc}")
+            collect(i, lambda run=run: execute(run, data, scale, out, log=log))
     else:
         import concurrent.futures as cf
         import multiprocessing as mp
@@ -387,12 +392,7 @@ def execute_all(runs: list[Run], data: Data, scale: Scale, out: Path, jobs: int 
         with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
             futures = {pool.submit(execute, run, data, scale, out, _worker_log): i for i, run in enumerate(runs)}
             for future in cf.as_completed(futures):
-                i, run = futures[future], runs[futures[future]]
-                try:
-                    results[i] = future.result()
-                    log(f"done: {run.name} seed {run.seed}: {results[i]['k']}/{results[i]['n']}")
-                except Exception as exc:  # noqa: BLE001 - reported with the run's name below
-                    errors.append(f"{run.name} seed {run.seed}: {exc}")
+                collect(futures[future], future.result)
     if errors:
         raise RuntimeError(f"{len(errors)} of {len(runs)} runs failed (the others are cached; rerun to retry):\n"
                            + "\n".join(errors))
