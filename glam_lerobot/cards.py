@@ -190,8 +190,11 @@ def model_card_text(folder: Path | str, config: dict, repo_id: str | None = None
     if ids:
         card_data["datasets"] = ids
     files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != "README.md")
+    diag_path = folder / "diagnostics.json"
+    diagnostics = json.loads(diag_path.read_text()) if diag_path.is_file() else None
     return _render(
         "model_card.md",
+        diagnostics=diagnostics,
         card_yaml=yaml.safe_dump(card_data, sort_keys=False).strip(),
         name=config.get("name") or folder.name,
         repo_id=repo_id,

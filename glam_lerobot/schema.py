@@ -15,6 +15,7 @@ DEFAULT_IMAGE_SIZE = 96  # square frames in the simulator; ingest keeps the reco
 ARM_JOINTS = 7  # Kinova Gen3
 STATE_DIM_PER_ARM = ARM_JOINTS + 1  # joint positions + gripper opening
 EE_POSE_DIM_PER_ARM = 3 + 6 + 1  # position, rotation as 6D (first two columns of the matrix), gripper opening
+EE_ROTATION_OFFSET = 3  # the 6D rotation sits at [3, 9) of each arm's block
 
 # --- policy-facing columns (LeRobot conventions) ---
 IMAGE = "observation.images.{camera}"  # video (H, W, 3) uint8
@@ -97,6 +98,16 @@ def mask_features(image_size: tuple[int, int], cameras: tuple[str, ...] = CAMERA
         mask_key(cam): {"dtype": "image", "shape": (h, w, 3), "names": ["height", "width", "channels"]}
         for cam in cameras
     }
+
+
+def ee_rotation_dims(arms: int = 1) -> list[int]:
+    """Indices of the 6D rotation inside `observation.ee_pose`.
+
+    Its entries are unit-vector components, already on a common [-1, 1] scale: normalisers leave them as they are.
+    Standardising them per dimension blows up components that one source never moves (the UMI never tilts; the
+    Kinova's tilt only wobbles by servo error, std ~0.013), so the wobble becomes the largest "motion" signal.
+    """
+    return [a * EE_POSE_DIM_PER_ARM + EE_ROTATION_OFFSET + k for a in range(arms) for k in range(6)]
 
 
 def is_toolkit_column(key: str) -> bool:

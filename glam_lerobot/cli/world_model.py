@@ -14,6 +14,7 @@ def register(app: typer.Typer) -> None:
     app.command("train-wm")(train_wm)
     app.command("relabel")(relabel)
     app.command("transfer")(transfer)
+    app.command("diagnose")(diagnose)
     latents = typer.Typer(help="Inspect latent actions written by `relabel`.", no_args_is_help=True)
     latents.command("plot")(latents_plot)
     app.add_typer(latents, name="latents")
@@ -42,6 +43,17 @@ def train_wm(
     seed: int = typer.Option(0, help="seed of the weights and the batches; the same seed gives the same losses on CPU"),
     lr: float = typer.Option(3e-4, help="AdamW learning rate"),
     align_weight: float = typer.Option(1.0, help="lambda of KL(q_IDM || sg(q_encoder)); 0 = the ablation without alignment"),
+    align_warmup: int = typer.Option(0, help="steps over which lambda ramps up linearly from 0"),
+    min_std: float = typer.Option(0.1, help="soft floor on the posteriors' standard deviation (0 = none)"),
+    feature_norm: bool = typer.Option(True, "--feature-norm/--no-feature-norm", help="LayerNorm on the visual "
+                                      "feature (without it the image path is ~100x weaker than the pose)"),
+    target_fraction: float = typer.Option(0.5, help="share of target-robot rows in every batch (the only rows the "
+                                          "grounding terms see); 0 = draw uniformly over all transitions"),
+    diagnose_target: Path = typer.Option(None, help="held-out simulated target episodes for the alignment "
+                                         "diagnostics (same seeds as --diagnose-aux)"),
+    diagnose_aux: list[Path] = typer.Option(None, help="held-out auxiliary episodes recorded from the same seeds; "
+                                            "repeat for several sources"),
+    diagnose_every: int = typer.Option(250, help="log the alignment diagnostics every N steps"),
     image_size: int = typer.Option(None, help="resize frames to this square size (multiple of 16) [default: the target's]"),
     save_every: int = typer.Option(500, help="checkpoint every N steps (resumable)"),
     log_every: int = typer.Option(10, help="append the loss terms to losses.jsonl every N steps"),
@@ -52,14 +64,22 @@ def train_wm(
 
     Reads every dataset of MIXTURE (frames are decoded once into the frame cache, $GLAM_LEROBOT_CACHE). Writes
     OUTPUT/model.safetensors + config.json (+ README.md model card), losses.jsonl, training_curve.png and
-    resumable OUTPUT/checkpoints/step-N/.
+    resumable OUTPUT/checkpoints/step-N/. With --diagnose-target/--diagnose-aux it also logs the alignment
+    diagnostics (diagnostics.jsonl, second panel of training_curve.png) and ends with the alignment gate
+    (diagnostics.json, reported in the model card): judge the model there before training a policy on it.
     """
     from glam_lerobot.world_model.train import TrainSettings, train_world_model
 
     mix = _mixture(mixture)
     settings = TrainSettings(input=input, method=method, steps=steps, batch_size=batch_size, latent_dim=latent_dim, seed=seed,
                              lr=lr, align_weight=align_weight, image_size=image_size, save_every=save_every,
-                             log_every=log_every,                             threads=threads)
+                             log_every=log_every, threads=threads, align_warmup=align_warmup, min_std=min_std,
+                             feature_norm=feature_norm,
+                             target_fraction=target_fraction or None,
+                             diagnose_target=str(diagnose_target) if diagnose_target else None,
+                             diagnose_aux=[str(p) for p in diagnose_aux or []], diagnose_every=diagnose_every)
+    if diagnose_target and not diagnose_aux:
+        _fail("--diagnose-target needs at least one --diagnose-aux dataset recorded from the same seeds")
     try:
         summary = train_world_model(mix, output, settings, resume=resume)
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
@@ -115,6 +135,41 @@ def transfer(
         _fail(str(exc))
     for line in report.lines():
         typer.echo(line)
+
+
+def diagnose(
+    world_model: Path = typer.Option(..., help="a world-model folder written by train-wm"),
+    target: Path = typer.Option(..., help="simulated target-robot (Kinova) episodes unseen in training"),
+    aux: list[Path] = typer.Option(..., help="auxiliary episodes recorded from the same seeds as TARGET; repeat "
+                                   "for several sources"),
+    output: Path = typer.Option(None, help="folder for diagnostics.json [default: the world-model folder]"),
+    replay: bool = typer.Option(True, "--replay/--no-replay", help="also replay the decoded latents open-loop "
+                                "on the simulated Kinova (slower)"),
+    strict: bool = typer.Option(False, "--strict", help="exit with status 1 when the alignment gate fails"),
+) -> None:
+    """Alignment diagnostics on unseen same-seed pairs: do two sources get the same latent for the same motion?
+
+    Pairs episodes of TARGET and each AUX by their recording seed (meta/glam.json). Reports the same-seed /
+    random latent distance ratio, same-step retrieval, decoded-action error, image-swap sensitivity, per-term
+    gradient norms and (with --replay) open-loop Kinova replay success, then the gate (ratio <= 0.1, retrieval
+    >= 90%, replay >= 80% of the action encoder's, image swap >= 0.05). Writes OUTPUT/diagnostics.json.
+    """
+    from glam_lerobot.world_model import diagnose as diag
+    from glam_lerobot.world_model.checkpoint import load_world_model
+
+    try:
+        model, _ = load_world_model(world_model)
+        pairs = diag.load_pairs(target, aux, model.config.input)
+        report = diag.diagnose(model, pairs, replay=replay)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    checks = diag.gate(report)
+    path = diag.write(report, checks, output or world_model)
+    for line in diag.lines(report, checks):
+        typer.echo(line)
+    typer.echo(f"wrote {path}")
+    if strict and not all(c["passed"] for c in checks):
+        raise typer.Exit(1)
 
 
 def latents_plot(

@@ -5,7 +5,8 @@ LeRobot's `meta/stats.json` does not fit two of our needs:
   gripper absolute), whose range is nothing like that of the stored absolute targets;
 - in a merged mixture, auxiliary frames carry filler zeros in `observation.state` and `action`, which would drag
   the state and action statistics; only frames with `mixture.action_is_real` = 1 count here.
-Everything is min/max per dimension (MIP normalises targets to [-1, 1]). Only numeric columns are read, never video.
+Everything is min/max per dimension (MIP normalises targets to [-1, 1]), except the 6D rotation of
+`observation.ee_pose`, whose entries already lie in [-1, 1] and keep that range (schema.ee_rotation_dims). Only numeric columns are read, never video.
 """
 
 from __future__ import annotations
@@ -85,8 +86,11 @@ def compute_policy_stats(root: str | Path, features: dict, chunk_size: int, late
         starts = np.sort(np.random.default_rng(seed).choice(starts, MAX_CHUNK_STARTS, replace=False))
     rel = relative_chunks(cols[schema.ACTION], cols[schema.STATE], cols["episode_index"][:, 0], starts,
                           chunk_size, arms)
+    ee = _min_max(cols[schema.EE_POSE])
+    rot = schema.ee_rotation_dims(cols[schema.EE_POSE].shape[1] // schema.EE_POSE_DIM_PER_ARM)
+    ee["min"][rot], ee["max"][rot] = -1.0, 1.0  # unit-vector entries: identity (schema.ee_rotation_dims)
     stats = {
-        schema.EE_POSE: _min_max(cols[schema.EE_POSE]),
+        schema.EE_POSE: ee,
         schema.STATE: _min_max(cols[schema.STATE][real]),
         "relative_action": _min_max(rel),
     }

@@ -62,7 +62,8 @@ class CLAM(GLAM):
         total = recon + forward_idm + action + c.kl_weight * kl_idm
         return {"loss": total, "recon": recon, "forward_idm": forward_idm, "action": action, "kl_idm": kl_idm}
 
-    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, batch: dict[str, torch.Tensor], align_scale: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
+        """align_scale is GLAM's alignment warm-up; this model has no alignment term."""
         terms = self.loss_terms(batch)
         return terms["loss"], {k: float(v.detach()) for k, v in terms.items()}
 

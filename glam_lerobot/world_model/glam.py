@@ -54,6 +54,8 @@ class GLAMConfig:
     mlp_width: int = 256
     kl_weight: float = 1e-3
     align_weight: float = 1.0  # lambda; 0 is the ablation without the alignment term
+    min_std: float = 0.1  # soft floor on both posteriors' std (modules.GaussianHead)
+    feature_norm: bool = True  # LayerNorm on the visual feature y (modules.ConvEncoder)
     model: str = "glam"
     extra: dict = field(default_factory=dict)
 
@@ -87,6 +89,9 @@ class GLAMConfig:
     def from_dict(cls, d: dict) -> GLAMConfig:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         known["cameras"] = tuple(known.get("cameras", schema.CAMERAS))
+        # models saved before these options existed were trained without them
+        known.setdefault("min_std", 0.0)
+        known.setdefault("feature_norm", False)
         return cls(**known)
 
 
@@ -102,10 +107,10 @@ class GLAM(nn.Module):
         self.config = c = config
         d, w = c.latent_dim, c.mlp_width
         x_dim = c.feature_dim + c.pose_dim
-        self.encoder = ConvEncoder(c.in_channels, c.image_size, c.feature_dim, c.conv_width)
+        self.encoder = ConvEncoder(c.in_channels, c.image_size, c.feature_dim, c.conv_width, c.feature_norm)
         self.decoder = ConvDecoder(c.in_channels, c.image_size, c.feature_dim, c.conv_width)
-        self.idm = GaussianHead(2 * x_dim, d, blocks=5, width=w)
-        self.action_encoder = GaussianHead(2 * c.state_dim, d, blocks=5, width=w)
+        self.idm = GaussianHead(2 * x_dim, d, blocks=5, width=w, min_std=c.min_std)
+        self.action_encoder = GaussianHead(2 * c.state_dim, d, blocks=5, width=w, min_std=c.min_std)
         self.forward_model = ForwardModel(c.feature_dim, c.pose_dim, d, blocks=4, width=w)
         self.proprio_forward = _ProprioForward(c.state_dim, d, w)
         self.action_decoder = MLP(d, c.state_dim, layers=4, width=w)
@@ -161,13 +166,25 @@ class GLAM(nn.Module):
         return mean
 
     # ---- Eq. 6 with the Appendix E simplifications -----------------------------------------------------------
-    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, batch: dict[str, torch.Tensor], align_scale: float = 1.0) -> tuple[torch.Tensor, dict]:
         """The training loss (forward() so that accelerate's DDP wrapper sees the call)."""
-        return self.loss(batch)
+        return self.loss(batch, align_scale)
 
-    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        """batch: images_t / images_next (B, C, H, W) uint8, ee_t / ee_next (B, P), state_t / state_next /
-        action (B, S) (zeros on auxiliary rows), is_target (B,) in {0, 1}."""
+    def loss(self, batch: dict[str, torch.Tensor], align_scale: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
+        """The weighted sum of `loss_terms`; `align_scale` multiplies lambda (the trainer's warm-up)."""
+        terms = self.loss_terms(batch)
+        weights = self.term_weights(align_scale)
+        total = sum(weights[k] * terms[k] for k in weights)
+        return total, {"loss": float(total.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
+
+    def term_weights(self, align_scale: float = 1.0) -> dict[str, float]:
+        c = self.config
+        return {"recon": 1.0, "forward_idm": 1.0, "forward_enc": 1.0, "proprio": 1.0, "action": 1.0,
+                "kl_idm": c.kl_weight, "kl_enc": c.kl_weight, "align": c.align_weight * align_scale}
+
+    def loss_terms(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Every term of the loss, unweighted. batch: images_t / images_next (B, C, H, W) uint8, ee_t / ee_next
+        (B, P), state_t / state_next / action (B, S) (zeros on auxiliary rows), is_target (B,) in {0, 1}."""
         c = self.config
         images = torch.cat([batch["images_t"], batch["images_next"]])
         pixels = images.float() / 255.0
@@ -201,28 +218,9 @@ class GLAM(nn.Module):
         kl_enc = target_mean(kl_to_standard_normal(mean_e, logvar_e))
         # Eq. 5: the IDM is pulled toward the action encoder, never the other way round.
         align = target_mean(kl_gaussians(mean_i, logvar_i, mean_e.detach(), logvar_e.detach()))
-
-        total = (
-            recon
-            + forward_idm
-            + forward_enc
-            + proprio
-            + action
-            + c.kl_weight * (kl_idm + kl_enc)
-            + c.align_weight * align
-        )
-        terms = {
-            "loss": total,
-            "recon": recon,
-            "forward_idm": forward_idm,
-            "forward_enc": forward_enc,
-            "proprio": proprio,
-            "action": action,
-            "kl_idm": kl_idm,
-            "kl_enc": kl_enc,
-            "align": align,
-        }
-        return total, {k: float(v.detach()) for k, v in terms.items()}
+        return {"recon": recon, "forward_idm": forward_idm, "forward_enc": forward_enc, "proprio": proprio,
+                "action": action, "kl_idm": kl_idm, "kl_enc": kl_enc, "align": align,
+                "encoder_logvar": target_mean(logvar_e.mean(-1)).detach()}
 
 
 class _ProprioForward(nn.Module):

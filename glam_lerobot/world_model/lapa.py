@@ -172,7 +172,8 @@ class LAPA(GLAM):
         total = recon + forward + next_frame
         return {"loss": total, "recon": recon, "forward": forward, "next_frame": next_frame}, idx
 
-    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, batch: dict[str, torch.Tensor], align_scale: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
+        """align_scale is GLAM's alignment warm-up; this model has no alignment term."""
         terms, idx = self.loss_terms(batch)
         ppl, used = NSVQ.usage(idx, self.quantizer.codebook_size)
         out = {k: float(v.detach()) for k, v in terms.items()}

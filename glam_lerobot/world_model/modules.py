@@ -7,19 +7,24 @@ them measures the latent structure and nothing else.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 
 class ConvEncoder(nn.Module):
-    """4 x (Conv k4 s2 p1, ReLU) then a linear map to the visual feature y (d_o = 128).
+    """4 x (Conv k4 s2 p1, ReLU), a linear map to the visual feature y (d_o = 128), then a LayerNorm.
 
     All cameras are stacked on the channel axis (2 RGB cameras -> 6 channels, 2 masks -> 2 channels), so one
-    feature describes the whole scene, as the paper's single y_t does.
+    feature describes the whole scene, as the paper's single y_t does. The LayerNorm (no learned scale, so the
+    encoder cannot shrink y back) puts y on the standardised pose's scale: without it y came out at 0.001-0.01
+    against a pose of ~1, and swapping the images of a transition moved its latent by 0.001 (a dead image path).
     """
 
-    def __init__(self, in_channels: int, image_size: int, feature_dim: int = 128, width: int = 32):
+    def __init__(self, in_channels: int, image_size: int, feature_dim: int = 128, width: int = 32,
+                 normalise: bool = True):
         super().__init__()
         if image_size % 16:
             raise ValueError(f"image_size must be a multiple of 16 (four stride-2 convolutions), got {image_size}")
@@ -30,9 +35,10 @@ class ConvEncoder(nn.Module):
         self.conv = nn.Sequential(*layers)
         self.grid = image_size // 16
         self.out = nn.Linear(chans[-1] * self.grid * self.grid, feature_dim)
+        self.norm = nn.LayerNorm(feature_dim, elementwise_affine=False) if normalise else nn.Identity()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) in [0, 1] -> (B, d_o)
-        return self.out(self.conv(images).flatten(1))
+        return self.norm(self.out(self.conv(images).flatten(1)))
 
 
 class ConvDecoder(nn.Module):
@@ -99,18 +105,28 @@ class MLP(nn.Module):
 
 
 class GaussianHead(nn.Module):
-    """A ResMLP whose output is split into a mean and a log-variance (a diagonal Gaussian posterior)."""
+    """A ResMLP whose output is split into a mean and a log-variance (a diagonal Gaussian posterior).
+
+    `min_std` is a soft floor on the standard deviation (var = min_std^2 + exp(raw)), as Dreamer's minimum std:
+    without it the action encoder's variance shrinks without bound (the 1e-3 prior KL hardly resists), and the
+    alignment KL, whose mean term is weighted by 1/(2 var_encoder), grows into a squared error weighted ~25x
+    that drowns every other term of the loss.
+    """
 
     # log-variance is clamped so that exp() stays finite early in training
     LOGVAR_RANGE = (-10.0, 5.0)
 
-    def __init__(self, in_dim: int, latent_dim: int, blocks: int = 5, width: int = 256):
+    def __init__(self, in_dim: int, latent_dim: int, blocks: int = 5, width: int = 256, min_std: float = 0.0):
         super().__init__()
         self.net = ResMLP(in_dim, 2 * latent_dim, blocks, width)
+        self.min_std = min_std
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, logvar = self.net(x).chunk(2, dim=-1)
-        return mean, logvar.clamp(*self.LOGVAR_RANGE)
+        logvar = logvar.clamp(*self.LOGVAR_RANGE)
+        if self.min_std > 0:
+            logvar = torch.logaddexp(logvar, torch.full_like(logvar, 2.0 * math.log(self.min_std)))
+        return mean, logvar
 
 
 class ForwardModel(nn.Module):

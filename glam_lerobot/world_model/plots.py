@@ -19,11 +19,15 @@ def _pyplot():
     return plt
 
 
-def training_curve(losses_jsonl: Path, out_png: Path) -> Path:
-    """Every loss term against the step, log scale."""
+def training_curve(losses_jsonl: Path, out_png: Path, diagnostics_jsonl: Path | None = None) -> Path:
+    """Every loss term against the step, log scale; with diagnostics, a second panel of the alignment metrics
+    on the held-out same-seed pairs (diagnose.py)."""
     rows = [json.loads(line) for line in Path(losses_jsonl).read_text().splitlines() if line.strip()]
+    diag = ([json.loads(line) for line in Path(diagnostics_jsonl).read_text().splitlines() if line.strip()]
+            if diagnostics_jsonl else [])
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, axes = plt.subplots(1, 2 if diag else 1, figsize=(12 if diag else 7, 4), squeeze=False)
+    ax = axes[0, 0]
     steps = [r["step"] for r in rows]
     for term in CURVE_TERMS:
         vals = [max(r[term], 1e-8) for r in rows if term in r]
@@ -34,6 +38,18 @@ def training_curve(losses_jsonl: Path, out_png: Path) -> Path:
     ax.set_ylabel("loss term")
     ax.set_title("GLAM world model training")
     ax.legend(fontsize=7, ncol=2)
+    if diag:
+        ax = axes[0, 1]
+        dsteps = [r["step"] for r in diag]
+        keys = [k for k in diag[-1] if k.split("/")[-1] in ("distance_ratio", "retrieval", "image_swap",
+                                                           "action_error")]
+        for k in keys:
+            ax.plot(dsteps, [r.get(k, np.nan) for r in diag], marker=".", label=k)
+        ax.axhline(0.1, color="grey", lw=0.8, ls=":")
+        ax.axhline(0.9, color="grey", lw=0.8, ls=":")
+        ax.set_xlabel("step")
+        ax.set_title("alignment on held-out same-seed pairs (gate: ratio <= 0.1, retrieval >= 0.9)")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out_png, dpi=110)
     plt.close(fig)

@@ -37,12 +37,21 @@ class TrainSettings:
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
     align_weight: float = 1.0
+    align_warmup: int = 0  # steps over which lambda ramps linearly from 0 to align_weight
     kl_weight: float = 1e-3
+    min_std: float = 0.1  # soft floor on the posteriors' std (modules.GaussianHead)
+    feature_norm: bool = True  # LayerNorm on the visual feature (modules.ConvEncoder); False = the old dead path
+    target_fraction: float | None = 0.5  # share of target rows in every batch (data.StepBatchSampler); None: uniform
     image_size: int | None = None  # default: the target dataset's frame size
     log_every: int = 10
     save_every: int = 500
     num_workers: int = 0
     threads: int | None = None  # torch CPU threads; 1 is fastest on a busy shared machine
+    # alignment diagnostics on held-out same-seed pairs (diagnose.py): a target pair dataset and auxiliary ones
+    diagnose_target: str | None = None
+    diagnose_aux: list[str] = field(default_factory=list)
+    diagnose_every: int = 250
+    diagnose_replay: bool = True  # at the end: open-loop Kinova replay of the pairs (runs the simulator)
 
 
 @dataclass
@@ -55,15 +64,18 @@ class TrainSummary:
     data_wait_share: float = 0.0
     seconds: float = 0.0
     transitions: int = 0
+    diagnostics: list[str] = field(default_factory=list)  # diagnose.lines of the final model, when pairs were given
+    gate_passed: bool | None = None
 
     def lines(self) -> list[str]:
         terms = ", ".join(f"{k} {v:.4g}" for k, v in self.last.items() if k != "step")
-        return [
+        return self.diagnostics + [
             f"trained {self.steps - self.resumed_from} steps (to step {self.steps}) on {self.transitions} transitions "
             f"in {self.seconds:.1f} s: {self.samples_per_second:.0f} samples/s, "
             f"{self.data_wait_share:.0%} of a step waiting for data",
             f"last losses: {terms}",
-            f"wrote {self.output}/model.safetensors, config.json, losses.jsonl, training_curve.png",
+            f"wrote {self.output}/model.safetensors, config.json, losses.jsonl, training_curve.png"
+            + (", diagnostics.json" if self.gate_passed is not None else ""),
         ]
 
 
@@ -83,6 +95,8 @@ def build_config(sources, settings: TrainSettings) -> GLAMConfig:
         latent_dim=settings.latent_dim,
         kl_weight=settings.kl_weight,
         align_weight=settings.align_weight,
+        min_std=settings.min_std,
+        feature_norm=settings.feature_norm,
         model=settings.method,
     )
 
@@ -132,7 +146,14 @@ def train_world_model(mixture, output: Path | str, settings: TrainSettings | Non
         torch.set_rng_state(state["torch_rng"])
 
     sampler = wm_data.StepBatchSampler(len(dataset), settings.batch_size, settings.steps, settings.seed,
-                                       start_step, accelerator.process_index)
+                                       start_step, accelerator.process_index, dataset.is_target(),
+                                       settings.target_fraction)
+    pairs = None
+    if settings.diagnose_target:
+        from glam_lerobot.world_model import diagnose as diag
+
+        pairs = diag.load_pairs(settings.diagnose_target, settings.diagnose_aux, config.input)
+    diag_path = output / "diagnostics.jsonl"
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=_whole_batch,
                                          num_workers=settings.num_workers,
                                          # its own generator: creating the loader must not draw from the global
@@ -149,11 +170,12 @@ def train_world_model(mixture, output: Path | str, settings: TrainSettings | Non
     }
     output.mkdir(parents=True, exist_ok=True)
     losses_path = output / "losses.jsonl"
-    if start_step == 0 and losses_path.exists():
-        losses_path.unlink()
-    elif losses_path.exists():  # drop lines logged after the checkpoint we resume from
-        kept = [l for l in losses_path.read_text().splitlines() if l and json.loads(l)["step"] <= start_step]
-        losses_path.write_text("".join(k + "\n" for k in kept))
+    for log in (losses_path, diag_path):
+        if start_step == 0 and log.exists():
+            log.unlink()
+        elif log.exists():  # drop lines logged after the checkpoint we resume from
+            kept = [l for l in log.read_text().splitlines() if l and json.loads(l)["step"] <= start_step]
+            log.write_text("".join(k + "\n" for k in kept))
 
     wait_s = compute_s = 0.0
     last: dict = {}
@@ -168,7 +190,8 @@ def train_world_model(mixture, output: Path | str, settings: TrainSettings | Non
             got = time.perf_counter()
             wait_s += got - tick
             batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
-            loss, terms = model(batch)
+            warm = min(1.0, step / settings.align_warmup) if settings.align_warmup else 1.0
+            loss, terms = model(batch, align_scale=warm)
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(loss)
             if settings.grad_clip:
@@ -183,6 +206,11 @@ def train_world_model(mixture, output: Path | str, settings: TrainSettings | Non
                     with losses_path.open("a") as f:
                         f.write(json.dumps(last) + "\n")
                 bar.update(task, completed=step, description=f"loss {terms['loss']:.4f}")
+            if pairs is not None and accelerator.is_main_process and (
+                    step % settings.diagnose_every == 0 or step == settings.steps):
+                report = diag.diagnose(accelerator.unwrap_model(model), pairs, replay=False)
+                with diag_path.open("a") as f:
+                    f.write(json.dumps({"step": step, **diag.log_row(report)}) + "\n")
             if step % settings.save_every == 0 or step == settings.steps:
                 accelerator.wait_for_everyone()
                 if accelerator.is_main_process:
@@ -193,18 +221,28 @@ def train_world_model(mixture, output: Path | str, settings: TrainSettings | Non
 
     seconds = time.perf_counter() - t0
     done = max(step - start_step, 0)
+    diag_lines, passed = [], None
     if accelerator.is_main_process:
         run_config["training"]["step"] = step
         ckpt.save_weights(output, accelerator.unwrap_model(model), run_config)
         from glam_lerobot.world_model.plots import training_curve
 
+        if pairs is not None:
+            report = diag.diagnose(accelerator.unwrap_model(model), pairs,
+                                   replay=settings.diagnose_replay and pairs.task is not None)
+            checks = diag.gate(report, read_losses(output) if losses_path.exists() else None,
+                               settings.align_warmup)
+            diag.write(report, checks, output)
+            diag_lines, passed = diag.lines(report, checks), all(c["passed"] for c in checks)
         if losses_path.exists():
-            training_curve(losses_path, output / "training_curve.png")
+            training_curve(losses_path, output / "training_curve.png",
+                           diag_path if diag_path.exists() else None)
         _model_card(output, run_config)
     return TrainSummary(
         output=output, steps=step, resumed_from=start_step, last=last,
         samples_per_second=done * settings.batch_size * accelerator.num_processes / max(seconds, 1e-9),
         data_wait_share=wait_s / max(wait_s + compute_s, 1e-9), seconds=seconds, transitions=len(dataset),
+        diagnostics=diag_lines, gate_passed=passed,
     )
 
 
