@@ -7,9 +7,9 @@ descriptions and a function that turns one job into one episode. The writer
      in worker processes,
   3. merges the shards with LeRobot's aggregate_datasets, writes meta/glam.json and the dataset card,
   4. and only then renames the result into `root`.
-Work in progress lives in `<root>.partial/`; a finished shard is marked by `shard-NNNN.done.json`, so an
-interrupted write resumes from the shards it finished, and a failure never leaves something at `root` that looks
-like a finished dataset.
+Work in progress lives in `<root>.partial/`; a finished shard is marked by `shard-FIRST-END.done.json` (the job
+range it holds), so an interrupted write resumes from the shards it finished, with any worker count, and a
+failure never leaves something at `root` that looks like a finished dataset.
 """
 
 from __future__ import annotations
@@ -43,8 +43,11 @@ class EpisodeError(ValueError):
     """Bad input, named precisely enough to find: which file, which episode, which field."""
 
     def __init__(self, file: Any, episode: Any, field: str, message: str):
-        self.file, self.episode, self.field = str(file), episode, field
+        self.file, self.episode, self.field, self.message = str(file), episode, field, message
         super().__init__(f"{file}: episode {episode}: field '{field}': {message}")
+
+    def __reduce__(self):  # so that a worker process's error reaches the parent intact (not a broken pool)
+        return type(self), (self.file, self.episode, self.field, self.message)
 
 
 @dataclass
@@ -165,9 +168,29 @@ def _write_shard(
     return {"episodes": episodes, "frames": frames, "skipped": skipped, "bad": bad}
 
 
-def _plan_hash(repo_id: str, fps: int, features: dict, jobs: list, robot_type: str | None) -> str:
-    plan = {"repo_id": repo_id, "fps": fps, "features": features, "jobs": jobs, "robot_type": robot_type}
+def _plan_hash(repo_id: str, fps: int, features: dict, jobs: list, robot_type: str | None,
+               inputs: list | None = None) -> str:
+    """What a write's result depends on: its settings, its jobs and the checksums of its input files (a file
+    rewritten at the same path gives another plan; the command line, e.g. --workers, does not)."""
+    plan = {"repo_id": repo_id, "fps": fps, "features": features, "jobs": jobs, "robot_type": robot_type,
+            "inputs": inputs or []}
     return hashlib.sha256(json.dumps(plan, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _inputs(glam_meta: dict | None) -> list:
+    """The input files' records (path, bytes, sha256) from meta/glam.json's source, as readers record them."""
+    return list(((glam_meta or {}).get("source") or {}).get("files") or [])
+
+
+def _what_changed(old: dict, new: list) -> str:
+    """A sentence naming the input files whose checksum differs between a finished write and this one."""
+    before = {f["path"]: f.get("sha256") for f in _inputs(old)}
+    after = {f["path"]: f.get("sha256") for f in new}
+    changed = [p for p in after if p in before and before[p] != after[p]]
+    added, removed = sorted(set(after) - set(before)), sorted(set(before) - set(after))
+    parts = [f"{p} changed (sha256 {before[p][:12]} -> {after[p][:12]})" for p in changed]
+    parts += [f"{p} is new" for p in added] + [f"{p} is no longer an input" for p in removed]
+    return "; ".join(parts) if parts else "the settings (features, episodes or options) differ"
 
 
 def write_dataset(
@@ -183,8 +206,13 @@ def write_dataset(
     robot_type: str | None = None,
     desc: str = "episodes",
     shard_size: int = SHARD_SIZE,
+    overwrite: bool = False,
 ) -> WriteSummary:
-    """Write one episode per job into a new LeRobot dataset at `root` (see the module docstring)."""
+    """Write one episode per job into a new LeRobot dataset at `root` (see the module docstring).
+
+    A finished dataset at `root` is reused only when it was written from the same plan (settings, jobs, input
+    checksums); otherwise the write is refused, naming what changed, unless `overwrite`: then the new dataset
+    is written beside it and replaces it only once finished."""
     from rich.progress import Progress
 
     start = time.time()
@@ -194,56 +222,69 @@ def write_dataset(
     for key, ft in features.items():
         if ft["dtype"] == "video" and min(ft["shape"][:2]) < MIN_VIDEO_SIDE:
             raise ValueError(f"{key}: {ft['shape'][:2]} frames are too small for the AV1 encoder (min {MIN_VIDEO_SIDE} px)")
-    plan_hash = _plan_hash(repo_id, fps, features, jobs, robot_type)
+    inputs = _inputs(glam_meta)
+    plan_hash = _plan_hash(repo_id, fps, features, jobs, robot_type, inputs)
+    replace_root = False
     if root.exists():
-        done = provenance.read(root).get("write", {})
+        old_meta = provenance.read(root)
+        done = old_meta.get("write", {})
         if done.get("plan") == plan_hash:  # the same write already finished: nothing to do
             return WriteSummary(root, done["episodes"], done["frames"], [tuple(s) for s in done["skipped"]],
                                 done["bad"], 0.0)
-        raise FileExistsError(
-            f"{root} already exists and holds something else; choose another output folder or remove it"
-        )
+        if not overwrite:
+            what = _what_changed(old_meta, inputs) if done else "it is not a dataset written by this command"
+            raise FileExistsError(f"{root} already exists and was written from other input: {what}. Pass "
+                                  "--overwrite to replace it (it stays in place until the new one is finished), "
+                                  "or choose another output folder")
+        replace_root = True
     work = root.with_name(root.name + ".partial")
     plan_file = work / "plan.json"
-    if work.exists() and json.loads(plan_file.read_text()).get("plan") != plan_hash:
-        raise FileExistsError(
-            f"{work} holds an unfinished write of a different dataset; remove it or finish that write first"
-        )
+    if work.exists():
+        old_plan = json.loads(plan_file.read_text()) if plan_file.is_file() else {}
+        if old_plan.get("plan") != plan_hash:
+            if not overwrite:
+                raise FileExistsError(
+                    f"{work} holds an unfinished write from other input or settings "
+                    f"({_what_changed(old_plan, inputs)}); resuming would mix the two. Pass --overwrite to "
+                    "discard it and start again, or rerun the interrupted command to finish it")
+            shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
-    plan_file.write_text(json.dumps({"plan": plan_hash, "repo_id": repo_id, "episodes": len(jobs)}))
+    plan_file.write_text(json.dumps({"plan": plan_hash, "repo_id": repo_id, "episodes": len(jobs),
+                                     "source": {"files": inputs}}))
 
-    n_shards = max(min(workers, len(jobs)), math.ceil(len(jobs) / shard_size))
-    bounds = np.linspace(0, len(jobs), n_shards + 1).astype(int)
-    shards = [list(enumerate(jobs))[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-    results: dict[int, dict] = {}
-    for i in range(n_shards):
-        marker = work / f"shard-{i:04d}.done.json"
-        if marker.exists():
-            results[i] = json.loads(marker.read_text())
-        elif (work / f"shard-{i:04d}").exists():
-            shutil.rmtree(work / f"shard-{i:04d}")  # an interrupted shard: redo it whole
+    # Shards are named by the job range they cover, and finished ranges are reused as they are: the jobs no
+    # finished shard covers are split into new shards for this run's worker count. A resumed write therefore
+    # holds every job exactly once, in job order, whatever --workers the interrupted run had.
+    finished = _finished_shards(work)
+    for d in work.glob("shard-*"):
+        if d.is_dir() and d.name not in {_shard_name(a, b) for a, b in finished}:
+            shutil.rmtree(d)  # an interrupted shard: redo it whole
+    todo = _plan_shards(len(jobs), finished, workers, shard_size)
+    ranges = sorted([*finished, *todo])
+    shards = {r: list(enumerate(jobs))[r[0]:r[1]] for r in ranges}
+    results: dict[tuple[int, int], dict] = dict(finished)
     resumed = len(results)
-    pending = [i for i in range(n_shards) if i not in results]
+    pending = todo
 
-    def finish(i: int, result: dict) -> None:
-        (work / f"shard-{i:04d}.done.json").write_text(json.dumps(result))
-        results[i] = result
+    def finish(r: tuple[int, int], result: dict) -> None:
+        (work / f"{_shard_name(*r)}.done.json").write_text(json.dumps(result))
+        results[r] = result
 
     with Progress(transient=False) as progress:
         bar = progress.add_task(desc, total=len(jobs), completed=sum(len(shards[i]) for i in results))
         if workers <= 1 or len(pending) <= 1:
-            for i in pending:
-                finish(i, _write_shard(work / f"shard-{i:04d}", repo_id, fps, features, robot_type, shards[i],
+            for r in pending:
+                finish(r, _write_shard(work / _shard_name(*r), repo_id, fps, features, robot_type, shards[r],
                                        produce, skip_bad))
-                progress.update(bar, advance=len(shards[i]))
+                progress.update(bar, advance=len(shards[r]))
         else:
             ctx = mp.get_context("spawn")  # no fork: MuJoCo GL contexts and torch threads do not survive it
             with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
                 ticks = manager.Queue()
                 futures = {
-                    pool.submit(_write_shard, work / f"shard-{i:04d}", repo_id, fps, features, robot_type,
-                                shards[i], produce, skip_bad, ticks): i
-                    for i in pending
+                    pool.submit(_write_shard, work / _shard_name(*r), repo_id, fps, features, robot_type,
+                                shards[r], produce, skip_bad, ticks): r
+                    for r in pending
                 }
                 while futures:
                     finished, _ = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -267,7 +308,7 @@ def write_dataset(
     final = work / "dataset"
     if final.exists():
         shutil.rmtree(final)
-    filled = [work / f"shard-{i:04d}" for i in sorted(results) if results[i]["episodes"] > 0]
+    filled = [work / _shard_name(*r) for r in sorted(results) if results[r]["episodes"] > 0]
     if len(filled) == 1:
         shutil.copytree(filled[0], final)
     else:
@@ -281,9 +322,51 @@ def write_dataset(
                      "skipped": summary.skipped, "bad": summary.bad}
     provenance.write(final, meta)
     write_card(final)
+    if replace_root:  # the old dataset goes only now that the new one is complete
+        old = work / "replaced"
+        root.rename(old)
     final.rename(root)
     shutil.rmtree(work)
     return summary
+
+
+def _shard_name(first: int, end: int) -> str:
+    return f"shard-{first:06d}-{end:06d}"
+
+
+def _finished_shards(work: Path) -> dict[tuple[int, int], dict]:
+    """Job ranges [first, end) whose shard finished (its done-marker exists), with what the marker recorded."""
+    out = {}
+    for marker in work.glob("shard-*-*.done.json"):
+        first, end = (int(x) for x in marker.name[len("shard-"):-len(".done.json")].split("-"))
+        out[(first, end)] = json.loads(marker.read_text())
+    return out
+
+
+def _plan_shards(n_jobs: int, finished, workers: int, shard_size: int) -> list[tuple[int, int]]:
+    """Split the jobs that no finished range covers into shards: at most shard_size jobs each, and at least as
+    many shards as workers where the jobs allow it."""
+    covered = np.zeros(n_jobs, bool)
+    for first, end in finished:
+        covered[first:end] = True
+    gaps, start = [], None
+    for i in range(n_jobs + 1):
+        free = i < n_jobs and not covered[i]
+        if free and start is None:
+            start = i
+        elif not free and start is not None:
+            gaps.append((start, i))
+            start = None
+    left = int((~covered).sum())
+    if not left:
+        return []
+    n = max(min(max(workers, 1), left), math.ceil(left / shard_size))
+    out = []
+    for a, b in gaps:  # each gap gets its share of the n shards (at least one)
+        k = max(1, round(n * (b - a) / left))
+        bounds = np.linspace(a, b, k + 1).astype(int)
+        out += [(int(x), int(y)) for x, y in zip(bounds[:-1], bounds[1:]) if y > x]
+    return out
 
 
 def write_card(root: Path) -> None:

@@ -48,13 +48,85 @@ def test_an_interrupted_write_resumes_from_its_finished_shards(tmp_path):
     jobs = [synthetic.job(0), synthetic.job(1), synthetic.job(2, corrupt="nan"), synthetic.job(3)]
     with pytest.raises(EpisodeError):
         write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), jobs, synthetic.produce, shard_size=2)
-    assert (tmp_path / "ds.partial" / "shard-0000.done.json").exists() and not (tmp_path / "ds").exists()
+    assert (tmp_path / "ds.partial" / "shard-000000-000002.done.json").exists() and not (tmp_path / "ds").exists()
     # a different plan must not be mixed with the unfinished one
-    with pytest.raises(FileExistsError, match="unfinished write of a different dataset"):
+    with pytest.raises(FileExistsError, match="unfinished write from other input or settings"):
         write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), jobs[:3], synthetic.produce, shard_size=2)
     # the same plan, with the faulty episode now readable, resumes: shard 0 is reused, not rewritten
     summary = write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), jobs, _nan_fixed, shard_size=2)
     assert summary.resumed_shards == 1 and summary.episodes == 4
+
+
+def _episodes(root) -> list[np.ndarray]:
+    """Each episode's actions, in episode order, as stock LeRobot reads them."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    ds = LeRobotDataset("me/r", root=root, video_backend="pyav")
+    idx = np.asarray(ds.hf_dataset["episode_index"])
+    act = np.stack(ds.hf_dataset[schema.ACTION])
+    return [act[idx == e] for e in range(ds.meta.total_episodes)]
+
+
+@pytest.mark.parametrize("resume_workers", [1, 3])
+def test_a_resumed_write_equals_an_uninterrupted_one_whatever_the_worker_count(tmp_path, resume_workers):
+    """Interrupted with --workers 2 after its first shard, resumed with another worker count: every episode once."""
+    partial = tmp_path / "ds.partial"
+    jobs = [synthetic.job(i, length=6 + i) for i in range(3)]
+    broken = [*jobs[:2], {**jobs[2], "corrupt": "nan", "wait_for": str(partial / "shard-*.done.json")}]
+    with pytest.raises(EpisodeError):
+        write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), broken, synthetic.produce, workers=2)
+    assert [p.name for p in partial.glob("*.done.json")] == ["shard-000000-000001.done.json"]
+    # the first run's plan and the fixed job list are the same plan (the failure was in the data, not the plan)
+    summary = write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), broken, _nan_fixed,
+                            workers=resume_workers)
+    assert (summary.episodes, summary.resumed_shards) == (3, 1)
+    write_dataset(tmp_path / "whole", "me/r", 10, synthetic.features(), jobs, synthetic.produce, workers=1)
+    resumed, whole = _episodes(tmp_path / "ds"), _episodes(tmp_path / "whole")
+    assert len(resumed) == len(whole) == 3
+    for a, b in zip(resumed, whole):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_changed_input_at_the_same_path_is_refused_or_replaced_never_reused(tmp_path):
+    src = tmp_path / "buffer.bin"
+    src.write_bytes(b"first recording")
+    jobs = [synthetic.job(0), synthetic.job(1)]
+
+    def meta():
+        return {"source": {"format": "test", "files": provenance.file_records([src])}}
+
+    write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), jobs, synthetic.produce, glam_meta=meta())
+    again = write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), jobs, synthetic.produce, glam_meta=meta())
+    assert again.episodes == 2  # the same input: the finished dataset is reused
+    src.write_bytes(b"another recording, same path")
+    with pytest.raises(FileExistsError, match=r"buffer.bin changed \(sha256 .* -> .*\).*--overwrite"):
+        write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), jobs, synthetic.produce, glam_meta=meta())
+    assert provenance.read(tmp_path / "ds")["source"]["files"][0]["sha256"] != meta()["source"]["files"][0]["sha256"]
+    # --overwrite: the new dataset replaces the old one, and meta/glam.json records the new checksum
+    longer = [synthetic.job(0), synthetic.job(1), synthetic.job(2)]
+    summary = write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), longer, synthetic.produce,
+                            glam_meta=meta(), overwrite=True)
+    assert summary.episodes == 3
+    assert provenance.read(tmp_path / "ds")["source"]["files"] == meta()["source"]["files"]
+    assert not (tmp_path / "ds.partial").exists()
+
+
+def test_an_unfinished_write_is_never_resumed_from_other_input(tmp_path):
+    src = tmp_path / "buffer.bin"
+    src.write_bytes(b"first")
+    jobs = [synthetic.job(0), synthetic.job(1), synthetic.job(2, corrupt="nan")]
+    meta = {"source": {"format": "test", "files": provenance.file_records([src])}}
+    with pytest.raises(EpisodeError):
+        write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), jobs, synthetic.produce, shard_size=1,
+                      glam_meta=meta)
+    src.write_bytes(b"second")
+    meta2 = {"source": {"format": "test", "files": provenance.file_records([src])}}
+    with pytest.raises(FileExistsError, match="buffer.bin changed.*resuming would mix"):
+        write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), jobs, _nan_fixed, shard_size=1,
+                      glam_meta=meta2)
+    summary = write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), jobs, _nan_fixed, shard_size=1,
+                            glam_meta=meta2, overwrite=True)
+    assert (summary.episodes, summary.resumed_shards) == (3, 0)  # started again from the new input
 
 
 def test_an_existing_different_dataset_is_never_overwritten(tmp_path):

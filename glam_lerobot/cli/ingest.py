@@ -36,12 +36,13 @@ def register(app: typer.Typer) -> None:
 
 
 
-def _run(make_plan, root: Path, repo_id: str | None, default_repo: str, workers: int, skip_bad: bool) -> None:
+def _run(make_plan, root: Path, repo_id: str | None, default_repo: str, workers: int, skip_bad: bool,
+         overwrite: bool = False) -> None:
     from glam_lerobot.writing import EpisodeError
 
     try:
         plan = make_plan()
-        summary = plan.write(root, repo_id or default_repo, workers=workers, skip_bad=skip_bad,
+        summary = plan.write(root, repo_id or default_repo, workers=workers, skip_bad=skip_bad, overwrite=overwrite,
                              command=shlex.join(["glam-lerobot", *sys.argv[1:]]))
     except (EpisodeError, ValueError, FileExistsError, RuntimeError) as exc:
         _fail(str(exc))
@@ -65,6 +66,8 @@ FPS = typer.Option(schema.DEFAULT_FPS, help="frames per second of the dataset's 
 SIZE = typer.Option(None, help="resize every camera to HxW (e.g. 224x224); default: keep the recorded size")
 WORKERS = typer.Option(1, help="worker processes, each writing a shard")
 SKIP = typer.Option(False, "--skip-bad", help="drop bad episodes and list them in the summary instead of stopping")
+OVERWRITE = typer.Option(False, "--overwrite", help="replace a dataset at ROOT (or an unfinished ROOT.partial) written "
+                         "from other input; the old one stays until the new one is finished")
 
 
 def umi(
@@ -82,6 +85,7 @@ def umi(
     task: str = typer.Option("UMI demonstration", help="task string of every episode"),
     workers: int = WORKERS,
     skip_bad: bool = SKIP,
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """UMI replay buffers -> a dataset without robot state or actions.
 
@@ -94,7 +98,7 @@ def umi(
 
     _run(lambda: reader.plan(inputs, fps=fps, source_fps=source_fps, camera_map=camera_map,
                              image_size=_size(image_size), task=task),
-         root, repo_id, "local/umi", workers, skip_bad)
+         root, repo_id, "local/umi", workers, skip_bad, overwrite)
 
 
 umi.__doc__ += "\n    " + _COMMON
@@ -115,6 +119,7 @@ def rosbag(
     task: str = typer.Option("Kinova teleoperation", help="task string of every episode"),
     workers: int = WORKERS,
     skip_bad: bool = SKIP,
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Kinova teleop bags (ROS 1, ROS 2 mcap or sqlite3, read with rosbags: no ROS install) -> a target-robot dataset.
 
@@ -128,7 +133,7 @@ def rosbag(
     from glam_lerobot.ingest import rosbag as reader
 
     _run(lambda: reader.plan(inputs, mapping=mapping, fps=fps, image_size=_size(image_size), task=task, sync=sync),
-         root, repo_id, "local/kinova-teleop", workers, skip_bad)
+         root, repo_id, "local/kinova-teleop", workers, skip_bad, overwrite)
 
 
 rosbag.__doc__ += "\n    " + _COMMON
@@ -151,6 +156,7 @@ def hdf5(
                                      "(0.145: the 2F-85 pinch point, as in the simulator)"),
     workers: int = WORKERS,
     skip_bad: bool = SKIP,
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """ALOHA or robomimic (robosuite, MimicGen) HDF5 -> a LeRobot dataset.
 
@@ -168,7 +174,7 @@ def hdf5(
         _fail("--robot must be auto, yes or no")
     _run(lambda: reader.plan(inputs, layout=layout, fps=fps, source_fps=source_fps, camera_map=camera_map,
                              image_size=_size(image_size), task=task, robot=robot, tcp_offset=tcp_offset),
-         root, repo_id, "local/hdf5", workers, skip_bad)
+         root, repo_id, "local/hdf5", workers, skip_bad, overwrite)
 
 
 hdf5.__doc__ += "\n    " + _COMMON

@@ -33,7 +33,10 @@ def record(
     repo_id: str = typer.Option(None, help="repo id written into the dataset [default: local/glam-sim-EMBODIMENT-TASK]"),
     image_size: int = typer.Option(schema.DEFAULT_IMAGE_SIZE, help="square camera frames, pixels"),
     masks: bool = typer.Option(False, "--masks", help="also write ground-truth object masks (mask.overhead, mask.front)"),
-    workers: int = typer.Option(2, help="worker processes"),
+    workers: int = typer.Option(1, help="worker processes (a spawned worker costs seconds of imports: more pay "
+                                "only for many episodes)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace a dataset at ROOT recorded with other "
+                                   "settings (it stays until the new one is finished)"),
 ) -> None:
     """Run the scripted expert and write a LeRobot v3 dataset.
 
@@ -47,7 +50,7 @@ def record(
     try:
         validate_request(task, embodiment, episodes, image_size)
         summary = run_record(task, embodiment, episodes, seed, root, repo_id=repo_id, image_size=image_size,
-                             masks=masks, workers=workers)
+                             masks=masks, workers=workers, overwrite=overwrite)
     except (ValueError, FileExistsError) as exc:
         _fail(str(exc))
     for line in summary.lines():

@@ -99,7 +99,8 @@ def produce_episode(job: dict) -> dict:
 
 
 def record(task: str, embodiment: str, episodes: int, seed: int, root: Path | str, repo_id: str | None = None,
-           image_size: int = schema.DEFAULT_IMAGE_SIZE, masks: bool = False, workers: int = 2):
+           image_size: int = schema.DEFAULT_IMAGE_SIZE, masks: bool = False, workers: int = 1,
+           overwrite: bool = False):
     """Record `episodes` expert episodes (seeds seed .. seed+episodes-1) into a new dataset at `root`.
 
     Returns the writer's WriteSummary; meta/glam.json gets `episode_seeds` of the episodes actually written.
@@ -129,7 +130,8 @@ def record(task: str, embodiment: str, episodes: int, seed: int, root: Path | st
     }
     summary = write_dataset(root, repo_id, schema.DEFAULT_FPS, dataset_features(task, embodiment, image_size, masks),
                             jobs, produce_episode, workers=workers, glam_meta=meta,
-                            robot_type=ROBOT_TYPE[embodiment], desc=f"recording {embodiment}/{task}")
+                            robot_type=ROBOT_TYPE[embodiment], desc=f"recording {embodiment}/{task}",
+                            overwrite=overwrite)
     skipped = {name for name, _ in summary.skipped}
     written = [j["seed"] for j in jobs if f"{j['file']} episode {j['episode']}" not in skipped]
     provenance.update(root, episode_seeds=written)
