@@ -526,7 +526,7 @@ def _record(stage: Stage, ctx: Context) -> dict:
     w = stage.settings
     summary = record(w["task"], w["embodiment"], int(w["episodes"]), int(w.get("seed", 0)), stage.outputs["dataset"],
                      repo_id=w.get("repo_id"), image_size=int(w.get("image_size", 96)), masks=bool(w.get("masks")),
-                     workers=int(w.get("workers", 2)))
+                     workers=int(w.get("workers", 1)))
     _print_lines(ctx, summary.lines())
     return {"episodes": summary.episodes, "frames": summary.frames, "skipped": len(summary.skipped)}
 
@@ -667,7 +667,10 @@ def _lerobot_exe(name: str) -> str:
 def run_logged(cmd: list[str], log: Path, ctx: Context, show: Callable[[str], bool] = lambda _: False) -> None:
     """Run a command, all of its output into `log`; lines for which `show` is true are echoed."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "SVT_LOG": os.environ.get("SVT_LOG", "1"), "PYTHONUNBUFFERED": "1"}
+    from glam_lerobot.runtime import subprocess_env
+
+    # pinned torch threads: the child's default (one per core) oversubscribes a small CPU (runtime.py)
+    env = {**subprocess_env(), "SVT_LOG": os.environ.get("SVT_LOG", "1"), "PYTHONUNBUFFERED": "1"}
     ctx.console.print(f"[dim]$ {' '.join(cmd)}[/]")
     ctx.console.print(f"[dim]  (log: {log})[/]")
     with open(log, "a") as f:
@@ -749,7 +752,7 @@ def _train_policy(stage: Stage, ctx: Context) -> dict:
             _lerobot_exe("lerobot-train"), f"--policy.type={w.get('policy', 'glam_mip')}",
             f"--dataset.repo_id={repo_id}", f"--dataset.root={dataset}", "--policy.push_to_hub=false",
             f"--policy.device={_device(w.get('device'))}", f"--steps={steps}",
-            f"--batch_size={int(w.get('batch_size', 32))}", f"--num_workers={int(w.get('num_workers', 0))}",
+            f"--batch_size={int(w.get('batch_size', 32))}", f"--num_workers={int(w.get('num_workers', 1))}",
             f"--seed={int(w.get('seed', 0))}", f"--log_freq={int(w.get('log_freq', 50))}",
             f"--save_freq={min(int(w.get('save_freq', steps)), steps)}", f"--output_dir={out}",
             "--dataset.video_backend=pyav", *_cli_args(w.get("args")),

@@ -56,6 +56,10 @@ class MipConfig(PreTrainedConfig):
     optimizer_lr: float = 1e-4
     optimizer_weight_decay: float = 1e-5
     optimizer_grad_clip_norm: float = 10.0
+    # torch intra-op threads when the policy runs on a CPU; None = auto (runtime.cpu_threads), 0 = leave torch's
+    # own default. torch's default (one thread per core) oversubscribes a small machine that also runs the
+    # DataLoader: a policy update measured 1.6-2.1 s with it and 0.27-0.45 s with one thread on 2 cores.
+    cpu_threads: int | None = None
     drop_n_last_frames: int = 0
 
     def __post_init__(self):

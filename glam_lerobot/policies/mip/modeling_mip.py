@@ -77,6 +77,10 @@ class MipPolicy(PreTrainedPolicy):
 
     def __init__(self, config: MipConfig, dataset_stats=None, dataset_meta=None, **kwargs):
         super().__init__(config)
+        if str(getattr(config, "device", "cpu") or "cpu").startswith("cpu") and config.cpu_threads != 0:
+            from glam_lerobot.runtime import set_cpu_threads
+
+            set_cpu_threads(config.cpu_threads)
         config.validate_features()
         self.config = config
         self.action_dim = config.output_features[schema.ACTION].shape[0]
