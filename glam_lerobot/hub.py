@@ -409,26 +409,35 @@ def _push_folder(folder: Path, repo_id: str, repo_type: str, branch: str, *, tag
         # LFS objects first, against a branch that already exists: a push that dies here leaves no trace.
         _call(what, endpoint, hf.preupload_lfs_files, repo_id, additions=additions, repo_type=repo_type,
               revision="main" if new_branch else branch)
-    created = False
-    if new_branch:
-        _call(what, endpoint, hf.create_branch, repo_id, branch=branch, revision=base, repo_type=repo_type,
-              exist_ok=True)
-        created = True
-    if additions or deletions:
+    if new_branch and (additions or deletions):
+        # A new revision appears in one step: the commit lands on a staging branch, and only then does the
+        # branch with the revision's name get created, at that commit. A push that dies half way leaves no
+        # branch named like a finished revision (at worst the staging branch, which the next push replaces).
+        staging = STAGING_PREFIX + branch
+        if staging in branches:
+            _call(what, endpoint, hf.delete_branch, repo_id, branch=staging, repo_type=repo_type)
+        _call(what, endpoint, hf.create_branch, repo_id, branch=staging, revision=base, repo_type=repo_type)
+        info = _call(what, endpoint, hf.create_commit, repo_id, operations=additions + deletions,
+                     commit_message=message, commit_description=PUSH_MARK, repo_type=repo_type, revision=staging)
+        _call(what, endpoint, hf.create_branch, repo_id, branch=branch, revision=info.oid, repo_type=repo_type)
         try:
-            info = _call(what, endpoint, hf.create_commit, repo_id, operations=additions + deletions,
-                         commit_message=message, repo_type=repo_type, revision=branch)
-        except HubError:
-            if created:  # best effort: do not leave an empty branch named like a finished revision
-                try:
-                    hf.delete_branch(repo_id, branch=branch, repo_type=repo_type)
-                except Exception:
-                    pass
-            raise
+            hf.delete_branch(repo_id, branch=staging, repo_type=repo_type)
+        except Exception:
+            pass  # harmless: the next push of this revision removes it
+        summary.commit = info.oid
+    elif new_branch:  # nothing differs from the start: the revision is its start commit
+        _call(what, endpoint, hf.create_branch, repo_id, branch=branch, revision=base, repo_type=repo_type)
+    elif additions or deletions:
+        info = _call(what, endpoint, hf.create_commit, repo_id, operations=additions + deletions,
+                     commit_message=message, commit_description=PUSH_MARK, repo_type=repo_type, revision=branch)
         summary.commit = info.oid
     for tag in tags:
         _retag(hf, repo_id, repo_type, tag, branch, what, endpoint)
     return summary
+
+
+STAGING_PREFIX = "glam-staging--"  # where a new revision's commit lands before its branch exists
+PUSH_MARK = "Pushed by glam-lerobot."  # the commit description of every push (pull checks the v3.0 tag by it)
 
 
 def _retag(hf, repo_id: str, repo_type: str, tag: str, branch: str, what: str, endpoint: str | None) -> None:
@@ -472,7 +481,52 @@ def _missing_revision(hf, repo_id: str, repo_type: str, revision: str, what: str
         have = f"branches: {', '.join(sorted(branches)) or '-'}; tags: {', '.join(sorted(tags)) or '-'}"
     except Exception:
         have = "could not list its refs"
-    return HubError(f"{what}: {repo_type} {repo_id} has no revision {revision!r} ({have})")
+        branches = {}
+    hint = ""
+    if STAGING_PREFIX + revision in branches:
+        hint = (f"; a push of {revision!r} was interrupted before the revision appeared: run the same push again")
+    return HubError(f"{what}: {repo_type} {repo_id} has no revision {revision!r} ({have}){hint}")
+
+
+def _check_tag_current(hf, repo_id: str, what: str) -> None:
+    """Refuse the v3.0 tag of a dataset whose main has a newer glam-lerobot push: the push died before it moved
+    the tag, and the tag would give the previous data without a word."""
+    try:
+        branches, tags = _refs(hf, repo_id, "dataset")
+    except Exception:
+        return  # the download that follows reports an unreachable server
+    if CODEBASE_TAG not in tags or "main" not in branches or branches["main"] == tags[CODEBASE_TAG]:
+        return
+    try:
+        head = next(iter(hf.list_repo_commits(repo_id, repo_type="dataset", revision="main")))
+    except Exception:
+        return
+    if PUSH_MARK in (head.message or ""):
+        raise HubError(f"{what}: the {CODEBASE_TAG} tag of {repo_id} is behind main, whose last commit "
+                       f"({head.commit_id[:8]}, {head.title!r}) is a push that was interrupted before it moved the "
+                       f"tag: run the same push again (or pull --revision main)")
+
+
+def _check_revision_content(path: Path, repo_id: str, rev: str, what: str) -> None:
+    """Refuse a pulled dataset revision whose meta/glam.json disagrees with its name or with its columns."""
+    glam_path = path / "meta" / "glam.json"
+    if not glam_path.is_file():
+        return  # not a toolkit dataset: nothing recorded to check against
+    glam = json.loads(glam_path.read_text())
+    features = json.loads((path / "meta" / "info.json").read_text()).get("features", {})
+    recorded = glam.get("revision")
+    if recorded and rev not in (recorded, "main", CODEBASE_TAG) and not _looks_like_commit(rev):
+        raise HubError(f"{what}: revision {rev!r} holds the dataset of revision {recorded!r} (meta/glam.json): a "
+                       "push that did not finish; push the revision again")
+    added = [c for step in glam.get("history") or [] for c in step.get("columns") or []]
+    missing = [c for c in added if c not in features]
+    if missing:
+        raise HubError(f"{what}: meta/glam.json of {repo_id}@{rev} records the columns {missing} but meta/info.json "
+                       "does not have them: a half-written revision; push it again")
+
+
+def _looks_like_commit(rev: str) -> bool:
+    return len(rev) >= 7 and all(ch in "0123456789abcdef" for ch in rev)
 
 
 def pull(repo_id: str, revision: str | None = None, root: Path | str | None = None, *,
@@ -492,6 +546,8 @@ def pull(repo_id: str, revision: str | None = None, root: Path | str | None = No
     else:
         repo_type = _repo_type(hf, repo_id, repo_type, what, endpoint)
     rev = revision or (CODEBASE_TAG if repo_type == "dataset" else "main")
+    if repo_type == "dataset" and rev == CODEBASE_TAG and not local_only:
+        _check_tag_current(hf, repo_id, what)
     kwargs: dict[str, Any] = dict(repo_id=repo_id, repo_type=repo_type, revision=rev, token=token,
                                   endpoint=endpoint, local_files_only=local_only)
     commit = None
@@ -539,6 +595,8 @@ def pull(repo_id: str, revision: str | None = None, root: Path | str | None = No
         files = {k: v for k, v in files.items() if k in wanted}
     if repo_type == "dataset" and not (path / "meta" / "info.json").is_file():
         raise HubError(f"{what}: {path} holds no meta/info.json: {repo_id} is not a LeRobot dataset")
+    if repo_type == "dataset":
+        _check_revision_content(path, repo_id, rev, what)
     after = _file_state(store)
     moved = [p for p, st in after.items() if before.get(p) != st]
     if root is not None and commit:
@@ -614,6 +672,7 @@ def revisions(repo_id: str, *, repo_type: str | None = None, token: str | None =
     hf = api(token, endpoint)
     repo_type = _repo_type(hf, repo_id, repo_type, what, endpoint)
     branches, tags = _call(what, endpoint, _refs, hf, repo_id, repo_type)
+    branches = {k: v for k, v in branches.items() if not k.startswith(STAGING_PREFIX)}  # unfinished pushes
     cache: dict[str, tuple[dict, dict]] = {}
 
     def meta_at(commit: str) -> tuple[dict, dict]:

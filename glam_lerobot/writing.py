@@ -59,8 +59,12 @@ class WriteSummary:
     bad: list[str] = field(default_factory=list)
     seconds: float = 0.0
     resumed_shards: int = 0
+    already_complete: bool = False  # the same write had finished before: nothing was done
 
     def lines(self) -> list[str]:
+        if self.already_complete:
+            return [f"{self.root} is already complete ({self.episodes} episodes, {self.frames} frames, same input and "
+                    "settings): nothing to do"]
         out = [f"wrote {self.episodes} episodes, {self.frames} frames to {self.root} in {self.seconds:.1f} s"]
         if self.resumed_shards:
             out.append(f"reused {self.resumed_shards} shard(s) finished by an earlier, interrupted run")
@@ -230,7 +234,7 @@ def write_dataset(
         done = old_meta.get("write", {})
         if done.get("plan") == plan_hash:  # the same write already finished: nothing to do
             return WriteSummary(root, done["episodes"], done["frames"], [tuple(s) for s in done["skipped"]],
-                                done["bad"], 0.0)
+                                done["bad"], 0.0, already_complete=True)
         if not overwrite:
             what = _what_changed(old_meta, inputs) if done else "it is not a dataset written by this command"
             raise FileExistsError(f"{root} already exists and was written from other input: {what}. Pass "

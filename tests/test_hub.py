@@ -181,13 +181,14 @@ def test_server_dies_mid_push_then_a_retry_completes(make_tiny_dataset, tmp_path
         (root / "meta" / "extra.json").write_text("{}")
         with pytest.raises(hub.HubError, match="lost the connection to http://127.0.0.1.*run the same command again"):
             hub.push_dataset(root, repo, endpoint=server.url)
-        assert not server.alive()
+        assert server.proc.wait(timeout=10) == 3  # it died on the commit (the client may notice first)
 
         server = server.restart()
         branches, tags = refs(repo, server.url)
         assert branches["main"] == tags["v3.0"] == first.commit
-        assert branches.get("fix-v1", first.commit) == first.commit  # no half revision: old content or nothing
-        assert "fix-v1" not in tags
+        assert "fix-v1" not in branches and "fix-v1" not in tags  # no half revision: nothing named like it
+        with pytest.raises(hub.HubError, match="no revision 'fix-v1'.*interrupted.*run the same push again"):
+            hub.pull(repo, "fix-v1", tmp_path / "half", endpoint=server.url)
 
         done = hub.push_dataset(root, repo, endpoint=server.url)
         assert done.branch == "fix-v1" and done.commit
@@ -199,6 +200,46 @@ def test_server_dies_mid_push_then_a_retry_completes(make_tiny_dataset, tmp_path
 
 
 @pytest.mark.usefixtures("hub")
+def test_a_push_that_dies_before_the_tag_moves_is_caught_by_pull(make_tiny_dataset, tmp_path):
+    import hubserver
+
+    from conftest import TEST_TOKEN
+
+    repo = "test-user/tagless"
+    root = make_tiny_dataset("tagless", repo_id=repo, episodes=1, frames=3, glam_meta=GLAM)
+    server = hubserver.start(str(tmp_path / "store"), token=TEST_TOKEN)
+    try:
+        first = hub.push_dataset(root, repo, endpoint=server.url)
+        (root / "meta" / "extra.json").write_text("{}")
+        server = server.restart(die_on="/tag/")  # main gets the new commit, the v3.0 tag never moves
+        with pytest.raises(hub.HubError):
+            hub.push_dataset(root, repo, endpoint=server.url)
+        server = server.restart()
+        branches, tags = refs(repo, server.url)
+        assert branches["main"] != first.commit and tags["v3.0"] == first.commit
+        with pytest.raises(hub.HubError, match="v3.0 tag .* is behind main.*interrupted.*run the same push again"):
+            hub.pull(repo, root=tmp_path / "stale", endpoint=server.url)
+        hub.push_dataset(root, repo, endpoint=server.url)  # the retry moves the tag
+        got = hub.pull(repo, root=tmp_path / "fresh", endpoint=server.url)
+        assert (got.root / "meta" / "extra.json").is_file()
+    finally:
+        server.stop()
+
+
+@pytest.mark.usefixtures("hub")
+def test_pull_refuses_a_revision_whose_content_is_another_revision(make_tiny_dataset, tmp_lerobot_home, tmp_path):
+    repo = "test-user/mislabelled"
+    parent = make_tiny_dataset("mislabelled", repo_id=repo, episodes=1, frames=3, glam_meta=GLAM)
+    hub.push_dataset(parent, repo)
+    child = add_latent_revision(hub.pull(repo, "v3.0").root, repo, tmp_path / "latents", "latents-v1")
+    hub.push_dataset(child, repo)
+    # a branch named like a mask revision that points at the latents revision (what a half push used to leave)
+    hub.api().create_branch(repo, branch="masks-gt", revision="latents-v1", repo_type="dataset")
+    with pytest.raises(hub.HubError, match="'masks-gt' holds the dataset of revision 'latents-v1'"):
+        hub.pull(repo, "masks-gt", tmp_path / "wrong")
+    assert hub.pull(repo, "latents-v1", tmp_path / "right").files > 0
+
+
 def test_missing_repo_and_missing_revision(make_tiny_dataset):
     with pytest.raises(hub.HubError, match="no dataset or model repository test-user/nothing-here"):
         hub.pull("test-user/nothing-here")

@@ -97,7 +97,7 @@ def test_a_changed_input_at_the_same_path_is_refused_or_replaced_never_reused(tm
 
     write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), jobs, synthetic.produce, glam_meta=meta())
     again = write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), jobs, synthetic.produce, glam_meta=meta())
-    assert again.episodes == 2  # the same input: the finished dataset is reused
+    assert again.episodes == 2 and "already complete" in again.lines()[0]  # the same input: reused, and said so
     src.write_bytes(b"another recording, same path")
     with pytest.raises(FileExistsError, match=r"buffer.bin changed \(sha256 .* -> .*\).*--overwrite"):
         write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), jobs, synthetic.produce, glam_meta=meta())

@@ -47,6 +47,8 @@ def train_wm(
     min_std: float = typer.Option(0.1, help="soft floor on the posteriors' standard deviation (0 = none)"),
     feature_norm: bool = typer.Option(True, "--feature-norm/--no-feature-norm", help="LayerNorm on the visual "
                                       "feature (without it the image path is ~100x weaker than the pose)"),
+    idm_delta: bool = typer.Option(True, "--idm-delta/--no-idm-delta", help="the IDM reads x_t and the per-step "
+                                   "change x_t+1 - x_t scaled to unit std (instead of x_t, x_t+1)"),
     target_fraction: float = typer.Option(0.5, help="share of target-robot rows in every batch (the only rows the "
                                           "grounding terms see); 0 = draw uniformly over all transitions"),
     diagnose_target: Path = typer.Option(None, help="held-out simulated target episodes for the alignment "
@@ -74,7 +76,7 @@ def train_wm(
     settings = TrainSettings(input=input, method=method, steps=steps, batch_size=batch_size, latent_dim=latent_dim, seed=seed,
                              lr=lr, align_weight=align_weight, image_size=image_size, save_every=save_every,
                              log_every=log_every, threads=threads, align_warmup=align_warmup, min_std=min_std,
-                             feature_norm=feature_norm,
+                             feature_norm=feature_norm, idm_delta=idm_delta,
                              target_fraction=target_fraction or None,
                              diagnose_target=str(diagnose_target) if diagnose_target else None,
                              diagnose_aux=[str(p) for p in diagnose_aux or []], diagnose_every=diagnose_every)

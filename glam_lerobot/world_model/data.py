@@ -127,6 +127,12 @@ def compute_stats(sources: list[Source], arms: int) -> dict[str, dict[str, np.nd
     rot = schema.ee_rotation_dims(arms)
     mean[rot], std[rot] = 0.0, 1.0
     stats = {"ee_pose": {"mean": mean, "std": std}}
+    # per-step pose change (GLAM.idm_posterior): its std for position and gripper; the rotation keeps scale 1, for
+    # the same reason as above (a one-source wobble must not be amplified)
+    delta = np.concatenate([s.ee_pose[r + 1] - s.ee_pose[r] for s in sources for r in [s.transition_rows()]])
+    dstd = delta.std(0) if len(delta) else np.ones(ee.shape[1])
+    dstd[rot] = 1.0
+    stats["ee_delta"] = {"mean": np.zeros_like(dstd), "std": dstd}
     targets = [s for s in sources if s.is_target]
     if targets:
         state = np.concatenate([s.state for s in targets])

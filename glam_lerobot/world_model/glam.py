@@ -56,6 +56,7 @@ class GLAMConfig:
     align_weight: float = 1.0  # lambda; 0 is the ablation without the alignment term
     min_std: float = 0.1  # soft floor on both posteriors' std (modules.GaussianHead)
     feature_norm: bool = True  # LayerNorm on the visual feature y (modules.ConvEncoder)
+    idm_delta: bool = True  # the IDM reads (x_t, scaled x_t+1 - x_t) instead of (x_t, x_t+1): see idm_posterior
     model: str = "glam"
     extra: dict = field(default_factory=dict)
 
@@ -92,11 +93,12 @@ class GLAMConfig:
         # models saved before these options existed were trained without them
         known.setdefault("min_std", 0.0)
         known.setdefault("feature_norm", False)
+        known.setdefault("idm_delta", False)
         return cls(**known)
 
 
 # Normalisation statistics kept as buffers, so they travel inside model.safetensors.
-STAT_NAMES = ("ee_pose", "state", "action")
+STAT_NAMES = ("ee_pose", "state", "action", "ee_delta")
 
 
 class GLAM(nn.Module):
@@ -114,7 +116,8 @@ class GLAM(nn.Module):
         self.forward_model = ForwardModel(c.feature_dim, c.pose_dim, d, blocks=4, width=w)
         self.proprio_forward = _ProprioForward(c.state_dim, d, w)
         self.action_decoder = MLP(d, c.state_dim, layers=4, width=w)
-        for name, dim in (("ee_pose", c.pose_dim), ("state", c.state_dim), ("action", c.state_dim)):
+        stats = [("ee_pose", c.pose_dim), ("state", c.state_dim), ("action", c.state_dim)]
+        for name, dim in stats + ([("ee_delta", c.pose_dim)] if c.idm_delta else []):
             self.register_buffer(f"{name}_mean", torch.zeros(dim))
             self.register_buffer(f"{name}_std", torch.ones(dim))
 
@@ -122,7 +125,7 @@ class GLAM(nn.Module):
     def set_stats(self, stats: dict[str, dict[str, torch.Tensor]]) -> None:
         """stats[name] = {"mean", "std"} for ee_pose, state and the *relative* action."""
         for name in STAT_NAMES:
-            if name in stats:
+            if name in stats and hasattr(self, f"{name}_mean"):
                 getattr(self, f"{name}_mean").copy_(torch.as_tensor(stats[name]["mean"]))
                 std = torch.as_tensor(stats[name]["std"]).clamp_min(1e-3)  # constant dims stay finite
                 getattr(self, f"{name}_std").copy_(std)
@@ -143,7 +146,16 @@ class GLAM(nn.Module):
         return torch.cat([self.encode_images(images), self._norm("ee_pose", ee_pose)], dim=-1)
 
     def idm_posterior(self, x_t: torch.Tensor, x_next: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.idm(torch.cat([x_t, x_next], dim=-1))
+        """q_phi(z | x_t, x_t+1). With idm_delta the second half of the input is the change x_t+1 - x_t, its pose
+        part divided by the per-step std of the pose change (the "ee_delta" statistics): one step moves the
+        gripper by ~0.03-0.15 standardised units, which the IDM otherwise has to resolve under unit-scale image
+        features."""
+        if not self.config.idm_delta:
+            return self.idm(torch.cat([x_t, x_next], dim=-1))
+        f = self.config.feature_dim
+        change = x_next - x_t
+        pose_change = change[:, f:] * (self.ee_pose_std / self.ee_delta_std)  # undo the pose scale, apply the step's
+        return self.idm(torch.cat([x_t, change[:, :f], pose_change], dim=-1))
 
     def action_posterior(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q_eta(z | s, a) from the absolute stored action (converted to relative here)."""
