@@ -39,7 +39,8 @@ def image_at(k: int) -> np.ndarray:
 
 
 def write_bag(path, ros: int, *, storage=StoragePlugin.MCAP, compressed=False, seconds=1.5, command=False,
-              shuffle_stamps=False, image_hw=HW, drop_camera=False, encoding="bgr8"):
+              shuffle_stamps=False, image_hw=HW, drop_camera=False, encoding="bgr8", camera_stall=None,
+              joint_clock_jump=None):
     """Joint states at 40 Hz (header stamps 3 ms before the bag's receive time) and a camera at 15 Hz."""
     ts = get_typestore(Stores.ROS1_NOETIC if ros == 1 else Stores.ROS2_HUMBLE)
     T = ts.types
@@ -56,6 +57,8 @@ def write_bag(path, ros: int, *, storage=StoragePlugin.MCAP, compressed=False, s
     stamps = js_t.copy()
     if shuffle_stamps:  # two header stamps swapped, the bag's receive order unchanged
         stamps[20], stamps[21] = js_t[21], js_t[20]
+    if joint_clock_jump:  # (at, by): from `at` on, the joint publisher's clock runs `by` seconds ahead
+        stamps = np.where(js_t >= joint_clock_jump[0], stamps + joint_clock_jump[1], stamps)
     for t, stamp in zip(js_t, stamps):
         msg = T["sensor_msgs/msg/JointState"](
             header=header(T0 + int(stamp * 1e9)), name=[*JOINTS, KNUCKLE],
@@ -67,6 +70,8 @@ def write_bag(path, ros: int, *, storage=StoragePlugin.MCAP, compressed=False, s
             events.append((t, "/cmd", "std_msgs/msg/Float64MultiArray", cmd))
     if not drop_camera:
         for k, t in enumerate(np.arange(0, seconds, 1 / 15)):
+            if camera_stall and camera_stall[0] <= t < camera_stall[1]:
+                continue  # the camera sends nothing
             img = image_at(k)
             if (image_hw != HW) and k == 3:
                 img = np.zeros((*image_hw, 3), np.uint8)
@@ -171,6 +176,24 @@ def test_ros1_bag_with_compressed_images_and_a_command_topic(tmp_path):
         want = cv2.resize(image_at(k), (40, 40), interpolation=cv2.INTER_AREA).astype(np.float32)
         assert np.abs(img - want).mean() < 4  # PNG in the bag, resized, through AV1
         assert (img[0, :, 0] - img[0, :, 2]).mean() > 0.5 * (want[0, :, 0] - want[0, :, 2]).mean()  # RGB, not BGR
+
+
+def test_a_stalled_camera_or_a_jumping_clock_is_refused_not_written_out_of_sync(tmp_path):
+    """A camera silent for 3 s, a joint clock that jumps +2 s and stays: refused with file, topic and time."""
+    stall = write_bag(tmp_path / "bags" / "a_stall", 2, seconds=6.0, camera_stall=(1.0, 4.0))
+    jump = write_bag(tmp_path / "bags" / "b_jump", 2, seconds=4.0, joint_clock_jump=(2.0, 2.0))
+    good = write_bag(tmp_path / "bags" / "c_good", 2, seconds=2.0)
+    plan = rosbag.plan([tmp_path / "bags"], fps=10)
+    with pytest.raises(EpisodeError, match=r"gap of 3\.0\d s without messages at 0\.9\d s") as err:
+        plan.write(tmp_path / "out", "lab/bags")
+    assert (err.value.file, err.value.field) == (str(stall), "/camera/color/image_raw")
+    summary = plan.write(tmp_path / "out", "lab/bags", skip_bad=True)
+    bad = "\n".join(summary.bad)
+    assert summary.episodes == 1 and f"{jump}: episode 1: field '/joint_states': clock jump of +2.00 s at 1.9" in bad
+    # a limit the user sets: the 3 s stall passes under --max-gap 5 (their call), the clock jump does not
+    lenient = rosbag.plan([stall, good], fps=10, max_gap=5.0)
+    assert lenient.write(tmp_path / "lenient", "lab/bags").episodes == 2
+    assert good.exists()
 
 
 def test_broken_bags_are_named_and_skip_bad_lists_them(tmp_path):

@@ -138,7 +138,7 @@ def test_model_shapes_loss_finite_and_decreasing():
     batch = _batch(8)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     history = []
-    for _ in range(8):
+    for _ in range(30):  # the alignment first pulls the IDM away from the forward model's optimum, then both improve
         loss, terms = model(batch)
         assert all(np.isfinite(v) for v in terms.values())
         opt.zero_grad()

@@ -115,6 +115,8 @@ def rosbag(
     fps: int = FPS,
     sync: str = typer.Option(None, help="nearest (closest sample, default) or previous (latest sample at or before "
                              "each grid time); overrides the mapping's `sync`"),
+    max_gap: float = typer.Option(None, help="seconds a topic may go silent (or its clock jump) before the bag is "
+                                  "refused (--skip-bad drops it) [default: 5 of the topic's own median periods]"),
     image_size: str = SIZE,
     task: str = typer.Option("Kinova teleoperation", help="task string of every episode"),
     workers: int = WORKERS,
@@ -132,7 +134,8 @@ def rosbag(
     """
     from glam_lerobot.ingest import rosbag as reader
 
-    _run(lambda: reader.plan(inputs, mapping=mapping, fps=fps, image_size=_size(image_size), task=task, sync=sync),
+    _run(lambda: reader.plan(inputs, mapping=mapping, fps=fps, image_size=_size(image_size), task=task, sync=sync,
+                             max_gap=max_gap),
          root, repo_id, "local/kinova-teleop", workers, skip_bad, overwrite)
 
 

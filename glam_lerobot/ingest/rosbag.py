@@ -120,6 +120,7 @@ def plan(
     image_size: tuple[int, int] | None = None,
     task: str = "Kinova teleoperation",
     sync: str | None = None,
+    max_gap: float | None = None,
 ) -> IngestPlan:
     """One job per bag. Checks topics and types of every bag; reads the first image of each camera for the size."""
     from glam_lerobot import provenance
@@ -129,6 +130,10 @@ def plan(
         if sync not in SYNC_MODES:
             raise ValueError(f"--sync must be one of {SYNC_MODES}")
         mapping = {**mapping, "sync": sync}
+    if max_gap is not None:
+        if max_gap <= 0:
+            raise ValueError("--max-gap must be a positive number of seconds")
+        mapping = {**mapping, "max_gap": float(max_gap)}
     bags = find_bags(paths)
     jobs, sizes = [], {}
     for e, path in enumerate(bags):
@@ -282,7 +287,7 @@ def _read_lowdim(reader, path, e, mapping, use_header) -> dict[str, dict]:
     for conn, log_time, raw in reader.messages(connections=[c for c in reader.connections if c.topic in by_topic]):
         msg = reader.deserialize(raw, conn.msgtype)
         by_topic[conn.topic].append((_stamp(msg, log_time, use_header), None if conn.topic in image_topics else msg,
-                                     conn.msgtype))
+                                     conn.msgtype, log_time))
     streams: dict[str, dict] = {}
 
     def stream(name: str, topic: str, values_of) -> None:
@@ -291,6 +296,8 @@ def _read_lowdim(reader, path, e, mapping, use_header) -> dict[str, dict]:
             raise EpisodeError(path, e, topic, "topic has no messages in this bag")
         t = np.array([s[0] for s in samples], dtype=np.int64)
         validate.monotonic((t - t[0]) / 1e9, path, e, topic)
+        validate.continuity(t, np.array([s[3] for s in samples], dtype=np.int64), path, e, topic,
+                            mapping.get("max_gap"))
         values = np.stack([values_of(s[1], s[2]) for s in samples]) if values_of else None
         if values is not None:
             validate.finite(values, path, e, topic)

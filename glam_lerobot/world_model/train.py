@@ -66,11 +66,12 @@ class TrainSummary:
     seconds: float = 0.0
     transitions: int = 0
     diagnostics: list[str] = field(default_factory=list)  # diagnose.lines of the final model, when pairs were given
+    warnings: list[str] = field(default_factory=list)
     gate_passed: bool | None = None
 
     def lines(self) -> list[str]:
         terms = ", ".join(f"{k} {v:.4g}" for k, v in self.last.items() if k != "step")
-        return self.diagnostics + [
+        return [f"warning: {w}" for w in self.warnings] + self.diagnostics + [
             f"trained {self.steps - self.resumed_from} steps (to step {self.steps}) on {self.transitions} transitions "
             f"in {self.seconds:.1f} s: {self.samples_per_second:.0f} samples/s, "
             f"{self.data_wait_share:.0%} of a step waiting for data",
@@ -244,8 +245,19 @@ def train_world_model(mixture, output: Path | str, settings: TrainSettings | Non
         output=output, steps=step, resumed_from=start_step, last=last,
         samples_per_second=done * settings.batch_size * accelerator.num_processes / max(seconds, 1e-9),
         data_wait_share=wait_s / max(wait_s + compute_s, 1e-9), seconds=seconds, transitions=len(dataset),
-        diagnostics=diag_lines, gate_passed=passed,
+        diagnostics=diag_lines, gate_passed=passed, warnings=input_warnings(config),
     )
+
+
+MIN_MASK_SIZE = 64
+
+
+def input_warnings(config: GLAMConfig) -> list[str]:
+    """What about the model's input is known to defeat it (measured on our sim)."""
+    if config.input == "masks" and config.image_size < MIN_MASK_SIZE:
+        return [f"masks at {config.image_size} px: objects are a few pixels wide (at 32 px the overhead mask had a "
+                f"median of 1-2 object pixels and a quarter of the frames were empty); use >= {MIN_MASK_SIZE} px"]
+    return []
 
 
 def _whole_batch(batch):
