@@ -90,11 +90,19 @@ def diagnose(roots: dict, run: Path) -> None:
 
 def command_of(run: Path) -> str:
     """The train-wm call that made `run`, rebuilt from the settings its config.json records."""
-    settings = json.loads((run / "config.json").read_text())["training"]["settings"]
+    config = json.loads((run / "config.json").read_text())
+    settings = dict(config["training"]["settings"])
     skip = {"diagnose_target", "diagnose_aux", "diagnose_every", "diagnose_replay", "num_workers", "save_every",
             "log_every", "image_size"}
+    if "min_std" in settings:  # the model's own config says which options it was built with (absent = off)
+        for k in ("feature_norm", "idm_delta"):
+            settings[k] = bool(config["model"].get(k))
+        settings.setdefault("target_fraction", None)
     flags = []
     for k, v in settings.items():
+        if k == "target_fraction" and v is None and "min_std" in settings:
+            flags += ["--target-fraction", "0"]  # uniform batches
+            continue
         if k in skip or v is None:
             continue
         flag = "--" + k.replace("_", "-")
@@ -163,11 +171,14 @@ def _plot(rows: list[dict], png: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = [r["variant"] for r in rows]
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+    fig, axes = plt.subplots(1, 5, figsize=(20, 3.8))
     panels = [("distance_ratio", "same-seed / random distance", 0.1, "<="),
               ("retrieval", "same-step retrieval", 0.9, ">="),
               ("image_swap", "image-swap sensitivity", 0.05, ">="),
-              ("action_error_umi", "decoded UMI action error", 0.3, "<=")]
+              ("action_error_umi", "decoded UMI action error", 0.3, "<="),
+              ("replay_share", "UMI replay / action encoder's replay", 0.8, ">=")]
+    for r in rows:
+        r.setdefault("replay_share", (r["replay_umi"] or 0) / max(r["replay_encoder"] or 0, 1))
     for ax, (key, title, gate, side) in zip(axes, panels):
         vals = [r[key] or 0 for r in rows]
         ax.barh(range(len(rows)), vals, color=["tab:green" if (v <= gate if side == "<=" else v >= gate)
