@@ -229,6 +229,8 @@ def write_dataset(
     inputs = _inputs(glam_meta)
     plan_hash = _plan_hash(repo_id, fps, features, jobs, robot_type, inputs)
     replace_root = False
+    if root.is_dir() and not any(root.iterdir()):
+        root.rmdir()  # an empty folder (made by the user, or by a tool beforehand) holds nothing to protect
     if root.exists():
         old_meta = provenance.read(root)
         done = old_meta.get("write", {})

@@ -197,3 +197,13 @@ def test_robomimic_without_joints_is_auxiliary_and_broken_files_are_named(tmp_pa
     assert any("expected (T, 8 * arms)" in b for b in summary.bad)
     assert any("not a readable HDF5 file" in b for b in summary.bad)
     assert load(tmp_path / "ds", "lab/aloha_skip").meta.total_episodes == 1
+
+
+def test_a_robomimic_file_without_demos_says_so(tmp_path):
+    import h5py
+
+    path = tmp_path / "empty.hdf5"
+    with h5py.File(path, "w") as f:
+        f.create_group("data").attrs["env_args"] = "{}"
+    with pytest.raises(EpisodeError, match=r"no readable episode: 1 file\(s\) opened, none holds an episode"):
+        hdf5.plan([path], layout="robomimic")

@@ -137,6 +137,12 @@ def test_an_existing_different_dataset_is_never_overwritten(tmp_path):
     assert (tmp_path / "ds" / "keep.txt").read_text() == "mine"
 
 
+def test_an_empty_output_folder_is_simply_used(tmp_path):
+    (tmp_path / "ds").mkdir()
+    summary = write_dataset(tmp_path / "ds", "me/x", 10, synthetic.features(), [synthetic.job(0)], synthetic.produce)
+    assert summary.episodes == 1 and (tmp_path / "ds" / "meta" / "info.json").is_file()
+
+
 def test_wrong_image_size_is_named(tmp_path):
     with pytest.raises(EpisodeError, match="image size"):
         write_dataset(tmp_path / "ds", "me/x", 10, synthetic.features(image_size=48), [synthetic.job(0)],

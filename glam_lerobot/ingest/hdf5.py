@@ -279,8 +279,10 @@ def plan(
                     job["bad"] = validate.as_problem(exc)
                 jobs.append(job)
     if shape is None:
-        raise EpisodeError(files[0] if files else paths[0], None, "<file>", "no readable episode: "
-                           + "; ".join(f"{j['file']} {j['episode']}: {j['bad'][1]}" for j in jobs))
+        why = "; ".join(f"{j['file']} {j['episode']}: {j['bad'][1]}" for j in jobs if j.get("bad"))
+        if not why:  # files that open but hold no episode at all (e.g. a robomimic file with an empty data/)
+            why = f"{len(files)} file(s) opened, none holds an episode (robomimic: data/demo_*; ALOHA: one per file)"
+        raise EpisodeError(files[0] if files else paths[0], None, "<file>", "no readable episode: " + why)
     task = task or env_name or "demonstration"
     for job in jobs:
         job["task"] = task
