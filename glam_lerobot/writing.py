@@ -60,6 +60,7 @@ class WriteSummary:
     seconds: float = 0.0
     resumed_shards: int = 0
     already_complete: bool = False  # the same write had finished before: nothing was done
+    warnings: list[str] = field(default_factory=list)  # what producers flagged in episodes that were written
 
     def lines(self) -> list[str]:
         if self.already_complete:
@@ -71,6 +72,9 @@ class WriteSummary:
         if self.skipped:
             out.append(f"skipped {len(self.skipped)} episode(s):")
             out += [f"  {job}: {reason}" for job, reason in self.skipped]
+        if self.warnings:
+            out.append(f"{len(self.warnings)} warning(s):")
+            out += [f"  {w}" for w in self.warnings]
         if self.bad:
             out.append(f"dropped {len(self.bad)} bad episode(s) (--skip-bad):")
             out += [f"  {msg}" for msg in self.bad]
@@ -145,7 +149,7 @@ def _write_shard(
         # busy CPU; offline writing must never lose frames, so the queue is unbounded (0), holding at most an episode.
         encoder_queue_maxsize=0,
     )
-    skipped, bad, frames, episodes = [], [], 0, 0
+    skipped, bad, warnings, frames, episodes = [], [], [], 0, 0
     try:
         for index, job in jobs:
             file, episode_id = describe(job, index)
@@ -164,12 +168,13 @@ def _write_shard(
                     ds.add_frame({**{k: v[t] for k, v in data.items()}, "task": episode["task"]})
                 ds.save_episode()
                 episodes, frames = episodes + 1, frames + length
+                warnings += [f"{file} episode {episode_id}: {w}" for w in episode.get("warnings", [])]
             if ticks is not None:
                 ticks.put(1)
     finally:
         ds.finalize()
     shutil.rmtree(shard_dir / "images", ignore_errors=True)  # LeRobot's PNG staging folder, empty by now
-    return {"episodes": episodes, "frames": frames, "skipped": skipped, "bad": bad}
+    return {"episodes": episodes, "frames": frames, "skipped": skipped, "bad": bad, "warnings": warnings}
 
 
 def _plan_hash(repo_id: str, fps: int, features: dict, jobs: list, robot_type: str | None,
@@ -305,6 +310,7 @@ def write_dataset(
         frames=sum(r["frames"] for r in results.values()),
         skipped=[tuple(s) for i in sorted(results) for s in results[i]["skipped"]],
         bad=[b for i in sorted(results) for b in results[i]["bad"]],
+        warnings=[w for i in sorted(results) for w in results[i].get("warnings", [])],
         resumed_shards=resumed,
     )
     if summary.episodes == 0:
@@ -325,7 +331,7 @@ def write_dataset(
     meta = dict(glam_meta or {})
     meta.setdefault("repo_id", repo_id)
     meta["write"] = {"plan": plan_hash, "episodes": summary.episodes, "frames": summary.frames,
-                     "skipped": summary.skipped, "bad": summary.bad}
+                     "skipped": summary.skipped, "bad": summary.bad, "warnings": summary.warnings}
     provenance.write(final, meta)
     write_card(final)
     if replace_root:  # the old dataset goes only now that the new one is complete

@@ -193,7 +193,10 @@ def test_a_stalled_camera_or_a_jumping_clock_is_refused_not_written_out_of_sync(
     # a limit the user sets: the 3 s stall passes under --max-gap 5 (their call), the clock jump does not
     lenient = rosbag.plan([stall, good], fps=10, max_gap=5.0)
     assert lenient.write(tmp_path / "lenient", "lab/bags").episodes == 2
-    assert good.exists()
+    # --fps 30 on a 15 Hz camera: written, with a warning in the summary
+    fast = rosbag.plan([good], fps=30).write(tmp_path / "fast", "lab/bags")
+    assert any("/camera/color/image_raw runs at 15.0 Hz, below --fps 30: frames repeat" in w for w in fast.warnings)
+    assert any("warning" in line for line in fast.lines())
 
 
 def test_broken_bags_are_named_and_skip_bad_lists_them(tmp_path):

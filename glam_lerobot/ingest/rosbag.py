@@ -359,6 +359,13 @@ def _assemble(reader, path, e, mapping, job, streams, use_header) -> dict:
         schema.ACTION: np.concatenate(action, 1).astype(np.float32),
         schema.EE_POSE: np.concatenate(poses, 1).astype(np.float32),
     }
+    warnings = []
+    for cam, topic in mapping["cameras"].items():
+        t = streams[f"camera.{cam}"]["t"]
+        rate = (len(t) - 1) / max((t[-1] - t[0]) / 1e9, 1e-9)
+        if rate < 0.9 * job["fps"]:  # the grid asks for more frames than the camera sent: frames repeat
+            warnings.append(f"{topic} runs at {rate:.1f} Hz, below --fps {job['fps']}: frames repeat (each camera "
+                            f"frame is used ~{job['fps'] / rate:.1f} times)")
     # second pass: decode only the image messages the grid picked
     for cam, topic in mapping["cameras"].items():
         wanted = pick[f"camera.{cam}"]
@@ -382,4 +389,4 @@ def _assemble(reader, path, e, mapping, job, streams, use_header) -> dict:
             if k >= max(order):
                 break
         frames[schema.image_key(cam)] = np.stack(images)
-    return {"task": job["task"], "frames": frames}
+    return {"task": job["task"], "frames": frames, "warnings": warnings}
