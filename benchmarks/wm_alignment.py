@@ -30,7 +30,7 @@ VARIANTS = {
     "rgb_pair_input": (["--input", "rgb", "--no-idm-delta"], "GLAM, IDM reads (x_t, x_t+1)"),
     "masks": (["--input", "masks"], "GLAM-O, every default"),
     "masks_pair_input": (["--input", "masks", "--no-idm-delta"], "GLAM-O, IDM reads (x_t, x_t+1)"),
-    "masks_min_std_0.1": (["--input", "masks", "--min-std", "0.1"], "GLAM-O, posterior std floor 0.1"),
+    "masks_no_min_std": (["--input", "masks", "--min-std", "0"], "GLAM-O, no posterior std floor"),
     "masks_min_std_0.3": (["--input", "masks", "--min-std", "0.3"], "GLAM-O, posterior std floor 0.3"),
     "masks_uniform_batches": (["--input", "masks", "--target-fraction", "0"], "GLAM-O, uniform batches"),
 }
@@ -80,7 +80,8 @@ def train(work: Path, roots: dict, name: str, steps: int) -> tuple[Path, str]:
     return out, shlex.join(["glam-lerobot", *cmd[1:]])
 
 
-def diagnose(roots: dict, run: Path) -> None:
+def diagnose(roots: dict, run: Path) -> Path:
+    """`glam-lerobot diagnose` of `run` on the pairs (cached); the folder holding its diagnostics.json."""
     out = run.parent / "diagnose-pairs" / run.name
     if not (out / "diagnostics.json").is_file():
         sh(cli() + ["diagnose", "--world-model", str(run), "--target", str(roots["kinova_pairs"]), "--aux",

@@ -164,16 +164,18 @@ def diagnose(model, pairs: PairSet, replay: bool = False, grad_batch: int = 64, 
             def dec(z):
                 return model.action_decoder(torch.from_numpy(z)).numpy()
 
+            latents = {"aux": z_a, "target": z_t}
             with torch.no_grad():
                 row["action_error"] = _rms(dec(z_a), rel_n)
                 row["action_error_target"] = _rms(dec(z_t), rel_n)
                 if has_encoder:
                     z_e = model.action_posterior(torch.from_numpy(tgt.state[t_rows]),
                                                  torch.from_numpy(tgt.action[t_rows]))[0].numpy()
+                    latents["encoder"] = z_e
                     row["action_error_encoder"] = _rms(dec(z_e), rel_n)
                     row["encoder_distance_ratio"] = float(np.linalg.norm(z_t - z_e, axis=1).mean()) / max(random_d, 1e-12)
             if replay:
-                row["replay"] = _replay(model, pairs, src, plist)
+                row["replay"] = _replay(model, pairs.task, tgt.root, plist, latents)
         report["sources"][name] = row
     if hasattr(model, "term_weights"):
         report["grad_norms"] = term_gradient_norms(model, pairs, grad_batch, seed)
@@ -181,21 +183,20 @@ def diagnose(model, pairs: PairSet, replay: bool = False, grad_batch: int = 64, 
     return report
 
 
-def _replay(model, pairs: PairSet, src: wm_data.Source, plist: list[Pair]) -> dict:
-    """Open-loop Kinova replay of each pair's aux latents, target IDM latents and action-encoder latents."""
+def _replay(model, task: str | None, target_root: Path, plist: list[Pair], latents: dict[str, np.ndarray]) -> dict:
+    """Open-loop Kinova replay of each pair's latents, for each kind in `latents` (aux, target IDM, action
+    encoder): arrays over the concatenated transitions of `plist`, as `diagnose` computed them."""
     from glam_lerobot.world_model.transfer import decode_latents_to_kinova
 
-    if pairs.task is None:
-        raise ValueError(f"{pairs.target.root}/meta/glam.json: no 'task': replay needs the simulated task")
-    out = {"aux": 0, "target": 0, "encoder": 0, "episodes": len(plist)}
+    if task is None:
+        raise ValueError(f"{target_root}/meta/glam.json: no 'task': replay needs the simulated task")
+    out = {"episodes": len(plist), **{kind: 0 for kind in ("aux", "target", "encoder")}}
+    start = 0
     for p in plist:
-        latents = {"aux": _idm_latents(model, src, p.aux_rows), "target": _idm_latents(model, pairs.target, p.target_rows)}
-        if hasattr(model, "action_encoder"):
-            with torch.no_grad():
-                latents["encoder"] = model.action_posterior(torch.from_numpy(pairs.target.state[p.target_rows]),
-                                                            torch.from_numpy(pairs.target.action[p.target_rows]))[0].numpy()
+        end = start + len(p.target_rows)
         for kind, z in latents.items():
-            out[kind] += int(decode_latents_to_kinova(model, z, pairs.task, p.seed, None)["success"])
+            out[kind] += int(decode_latents_to_kinova(model, z[start:end], task, p.seed, None)["success"])
+        start = end
     for kind in ("aux", "target", "encoder"):
         out[f"{kind}_rate"] = out[kind] / max(len(plist), 1)
     return out

@@ -77,7 +77,8 @@ class MipPolicy(PreTrainedPolicy):
 
     def __init__(self, config: MipConfig, dataset_stats=None, dataset_meta=None, **kwargs):
         super().__init__(config)
-        if str(getattr(config, "device", "cpu") or "cpu").startswith("cpu") and config.cpu_threads != 0:
+        device = getattr(config, "device", None) or ("cuda" if torch.cuda.is_available() else "cpu")
+        if str(device).startswith("cpu") and config.cpu_threads != 0:
             from glam_lerobot.runtime import set_cpu_threads
 
             set_cpu_threads(config.cpu_threads)
