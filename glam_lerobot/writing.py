@@ -270,12 +270,11 @@ def write_dataset(
     for d in work.glob("shard-*"):
         if d.is_dir() and d.name not in {_shard_name(a, b) for a, b in finished}:
             shutil.rmtree(d)  # an interrupted shard: redo it whole
-    todo = _plan_shards(len(jobs), finished, workers, shard_size)
-    ranges = sorted([*finished, *todo])
-    shards = {r: list(enumerate(jobs))[r[0]:r[1]] for r in ranges}
+    pending = _plan_shards(len(jobs), finished, workers, shard_size)
+    indexed = list(enumerate(jobs))
+    shards = {r: indexed[r[0]:r[1]] for r in [*finished, *pending]}
     results: dict[tuple[int, int], dict] = dict(finished)
     resumed = len(results)
-    pending = todo
 
     def finish(r: tuple[int, int], result: dict) -> None:
         (work / f"{_shard_name(*r)}.done.json").write_text(json.dumps(result))
