@@ -409,13 +409,13 @@ def _push_folder(folder: Path, repo_id: str, repo_type: str, branch: str, *, tag
         # LFS objects first, against a branch that already exists: a push that dies here leaves no trace.
         _call(what, endpoint, hf.preupload_lfs_files, repo_id, additions=additions, repo_type=repo_type,
               revision="main" if new_branch else branch)
+    staging = STAGING_PREFIX + branch
+    if staging in branches:  # left by an earlier push of this revision that died (or could not clean up)
+        _call(what, endpoint, hf.delete_branch, repo_id, branch=staging, repo_type=repo_type)
     if new_branch and (additions or deletions):
         # A new revision appears in one step: the commit lands on a staging branch, and only then does the
         # branch with the revision's name get created, at that commit. A push that dies half way leaves no
-        # branch named like a finished revision (at worst the staging branch, which the next push replaces).
-        staging = STAGING_PREFIX + branch
-        if staging in branches:
-            _call(what, endpoint, hf.delete_branch, repo_id, branch=staging, repo_type=repo_type)
+        # branch named like a finished revision, only the staging branch, which the next push removes.
         _call(what, endpoint, hf.create_branch, repo_id, branch=staging, revision=base, repo_type=repo_type)
         info = _call(what, endpoint, hf.create_commit, repo_id, operations=additions + deletions,
                      commit_message=message, commit_description=PUSH_MARK, repo_type=repo_type, revision=staging)
@@ -423,7 +423,7 @@ def _push_folder(folder: Path, repo_id: str, repo_type: str, branch: str, *, tag
         try:
             hf.delete_branch(repo_id, branch=staging, repo_type=repo_type)
         except Exception:
-            pass  # harmless: the next push of this revision removes it
+            pass  # the revision is complete; `revisions` hides the leftover and the next push removes it
         summary.commit = info.oid
     elif new_branch:  # nothing differs from the start: the revision is its start commit
         _call(what, endpoint, hf.create_branch, repo_id, branch=branch, revision=base, repo_type=repo_type)

@@ -190,8 +190,10 @@ def test_server_dies_mid_push_then_a_retry_completes(make_tiny_dataset, tmp_path
         with pytest.raises(hub.HubError, match="no revision 'fix-v1'.*interrupted.*run the same push again"):
             hub.pull(repo, "fix-v1", tmp_path / "half", endpoint=server.url)
 
+        assert hub.STAGING_PREFIX + "fix-v1" in refs(repo, server.url)[0]  # what the dead push left
         done = hub.push_dataset(root, repo, endpoint=server.url)
         assert done.branch == "fix-v1" and done.commit
+        assert not any(b.startswith(hub.STAGING_PREFIX) for b in refs(repo, server.url)[0])  # cleaned up
         got = hub.pull(repo, "fix-v1", tmp_path / "check", endpoint=server.url)
         assert data_files(got.root) == digest(root)
         assert refs(repo, server.url)[1]["v3.0"] == first.commit
