@@ -137,3 +137,19 @@ def make_tiny_dataset(tmp_path):
         return write_tiny_dataset(tmp_path / name, **kw)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def sim_mixture(tmp_path_factory):
+    """Simulated lift: 2 Kinova (target) + 2 UMI (auxiliary) episodes from seeds 0-1, 32 px, and their mixture."""
+    import yaml
+
+    from glam_lerobot.sim.record import record
+
+    base = tmp_path_factory.mktemp("wm-sim")
+    record("lift", "kinova", 2, 0, base / "kinova", repo_id="test/kinova-lift", image_size=32, workers=1)
+    record("lift", "umi", 2, 0, base / "umi", repo_id="test/umi-lift", image_size=32, workers=1)
+    path = base / "mixture.yaml"
+    path.write_text(yaml.safe_dump({"name": "lift", "target": [{"repo_id": "test/kinova-lift", "root": "kinova"}],
+                                    "auxiliary": [{"repo_id": "test/umi-lift", "root": "umi"}]}))
+    return path

@@ -15,7 +15,6 @@ import json
 import numpy as np
 import pytest
 import torch
-import yaml
 from test_world_model import cli, frame_cache  # noqa: F401  (shared fixtures)
 from typer.testing import CliRunner
 
@@ -140,24 +139,21 @@ def test_swapping_only_the_images_moves_the_latent():
 
 
 @pytest.fixture(scope="module")
-def pairs(tmp_path_factory):
-    """Kinova and UMI lift episodes recorded from the same seeds (training and held-out pairs), 32 px, masks."""
+def pairs(sim_mixture, tmp_path_factory):
+    """The lift mixture (conftest) and, beside it, held-out Kinova/UMI pairs from seeds 700-702 and UMI episodes
+    from seeds nobody shares (900-901)."""
     from glam_lerobot.sim.record import record
 
     base = tmp_path_factory.mktemp("wm-pairs")
     for emb in ("kinova", "umi"):
-        record("lift", emb, 2, 0, base / f"{emb}", repo_id=f"test/{emb}-lift", image_size=32, workers=1)
         record("lift", emb, 3, 700, base / f"{emb}_pairs", repo_id=f"test/{emb}-pairs", image_size=32, workers=1)
     record("lift", "umi", 2, 900, base / "umi_elsewhere", repo_id="test/umi-elsewhere", image_size=32, workers=1)
-    path = base / "mixture.yaml"
-    path.write_text(yaml.safe_dump({"name": "lift", "target": [{"repo_id": "test/kinova-lift", "root": "kinova"}],
-                                    "auxiliary": [{"repo_id": "test/umi-lift", "root": "umi"}]}))
-    return path
+    return {"mixture": sim_mixture, "base": base}
 
 
 def test_train_wm_logs_alignment_diagnostics_and_ends_with_the_gate(pairs, tmp_path):
-    base = pairs.parent
-    out = cli("train-wm", "--mixture", str(pairs), "--output", str(tmp_path / "wm"), "--steps", "4",
+    base = pairs["base"]
+    out = cli("train-wm", "--mixture", str(pairs["mixture"]), "--output", str(tmp_path / "wm"), "--steps", "4",
               "--batch-size", "8", "--threads", "1", "--log-every", "1", "--diagnose-every", "2",
               "--diagnose-target", str(base / "kinova_pairs"), "--diagnose-aux", str(base / "umi_pairs"))
     assert "alignment gate:" in out and "open-loop Kinova replay" in out
@@ -175,8 +171,8 @@ def test_train_wm_logs_alignment_diagnostics_and_ends_with_the_gate(pairs, tmp_p
 def test_diagnose_command_reports_and_refuses_unpaired_episodes(pairs, tmp_path):
     from glam_lerobot.cli import app
 
-    base = pairs.parent
-    cli("train-wm", "--mixture", str(pairs), "--output", str(tmp_path / "wm"), "--steps", "2", "--batch-size", "8",
+    base = pairs["base"]
+    cli("train-wm", "--mixture", str(pairs["mixture"]), "--output", str(tmp_path / "wm"), "--steps", "2", "--batch-size", "8",
         "--threads", "1")
     args = ["diagnose", "--world-model", str(tmp_path / "wm"), "--target", str(base / "kinova_pairs"), "--no-replay",
             "--output", str(tmp_path / "d")]

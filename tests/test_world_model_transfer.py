@@ -6,23 +6,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
-import yaml
 from test_world_model import cli, frame_cache, train_args  # noqa: F401  (shared fixtures)
 from typer.testing import CliRunner
-
-
-@pytest.fixture(scope="module")
-def sim_mixture(tmp_path_factory):
-    from glam_lerobot.sim.record import record
-
-    base = tmp_path_factory.mktemp("wm-sim")
-    record("lift", "kinova", 2, 0, base / "kinova", repo_id="test/kinova-lift", image_size=32, workers=1)
-    record("lift", "umi", 2, 0, base / "umi", repo_id="test/umi-lift", image_size=32, workers=1)
-    path = base / "mixture.yaml"
-    path.write_text(yaml.safe_dump({"name": "lift", "target": [{"repo_id": "test/kinova-lift", "root": "kinova"}],
-                                    "auxiliary": [{"repo_id": "test/umi-lift", "root": "umi"}]}))
-    return path
 
 
 def test_transfer_reports_success_and_object_error_per_source_with_strips(sim_mixture, tmp_path):
