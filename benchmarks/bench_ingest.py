@@ -179,11 +179,11 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
 
-    from glam_lerobot.ingest import rosbag, umi
-
     # import LeRobot before timing anything: its import (seconds) would otherwise land on the first measurement.
     # Worker processes (2 workers) still pay it: that is part of what a user waits for.
     import lerobot.datasets.lerobot_dataset  # noqa: F401
+
+    from glam_lerobot.ingest import rosbag, umi
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_ingest_"))
     work.mkdir(parents=True, exist_ok=True)

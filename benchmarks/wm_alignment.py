@@ -180,7 +180,7 @@ def _plot(rows: list[dict], png: Path) -> None:
               ("replay_share", "UMI replay / action encoder's replay", 0.8, ">=")]
     for r in rows:
         r.setdefault("replay_share", (r["replay_umi"] or 0) / max(r["replay_encoder"] or 0, 1))
-    for ax, (key, title, gate, side) in zip(axes, panels):
+    for ax, (key, title, gate, side) in zip(axes, panels, strict=True):
         vals = [r[key] or 0 for r in rows]
         ax.barh(range(len(rows)), vals, color=["tab:green" if (v <= gate if side == "<=" else v >= gate)
                                                else "tab:red" for v in vals])
@@ -217,7 +217,7 @@ def main() -> None:
 
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:  # each job is its own train-wm process
         runs = list(pool.map(lambda n: train(work, roots, n, args.steps), names))
-    rows += [row(n, run, VARIANTS[n][1], cmd, diagnose(roots, run)) for n, (run, cmd) in zip(names, runs)]
+    rows += [row(n, run, VARIANTS[n][1], cmd, diagnose(roots, run)) for n, (run, cmd) in zip(names, runs, strict=True)]
     write_results(rows, args.results, args.steps)
 
 

@@ -300,7 +300,7 @@ def execute(run: Run, data: Data, scale: Scale, out: Path, log=print) -> dict:
             from glam_lerobot.world_model.lapa import codebook_usage
 
             usage = codebook_usage(load_world_model(wm)[0])
-            extra["codebook"] = {k: v for k, v in usage.items()}
+            extra["codebook"] = dict(usage)
         relabelled = folder / "relabel"
         if not _done(relabelled):
             from glam_lerobot.world_model.relabel import relabel
@@ -397,7 +397,7 @@ def execute_all(runs: list[Run], data: Data, scale: Scale, out: Path, jobs: int 
     if errors:
         raise RuntimeError(f"{len(errors)} of {len(runs)} runs failed (the others are cached; rerun to retry):\n"
                            + "\n".join(errors))
-    for r, run in zip(results, runs):
+    for r, run in zip(results, runs, strict=True):
         r["method"] = method_of(run)  # the row's label in the table (glam_o with the third source: glam_o_3src)
     return results
 
@@ -585,7 +585,7 @@ def run_benchmark(task: str, methods: list[str], seeds: int, scale: str | Scale,
     results = execute_all(runs + extra, data, sc, out, jobs, log)
     reused = sum(bool(r.pop("cached")) for r in results)
 
-    main = [r for r, run in zip(results, runs + extra) if run in runs]
+    main = [r for r, run in zip(results, runs + extra, strict=True) if run in runs]
     summary = summarise(main)
     comparison = compare(summary)
     report = {"task": task, "scale": asdict(sc), "seeds": seeds, "methods": methods, "summary": summary,
@@ -595,7 +595,7 @@ def run_benchmark(task: str, methods: list[str], seeds: int, scale: str | Scale,
     (out / "results.md").write_text(markdown_table(summary, comparison, sc, task, seeds))
     bar_chart(summary, comparison, out / "success_rates.png", f"{task}, {sc.name} scale, {seeds} seed(s)")
     if scaling:
-        scaling_results = [r for r, run in zip(results, runs + extra)
+        scaling_results = [r for r, run in zip(results, runs + extra, strict=True)
                            if (run.method == "mip" and run.aux_chunks == 0 and not run.third)
                            or (run.method == "glam_o" and run.target_chunks == 1 and not run.third)]
         report["scaling"] = scaling_summary(scaling_results, sc)

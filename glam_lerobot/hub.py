@@ -23,6 +23,7 @@ fully offline with `local_only=True` on what was pulled before.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -221,8 +222,8 @@ def validate_dataset(root: Path | str, repo_id: str = "local/validate") -> dict:
     lengths = sum(int(x) for x in episodes["length"])
     if lengths != n_rows:
         raise HubError(f"{root}/meta/episodes: episode lengths add up to {lengths} but data/ holds {n_rows} frames")
-    data_eps = set(int(x) for x in ds.hf_dataset.unique("episode_index"))
-    listed = set(int(x) for x in episodes["episode_index"])
+    data_eps = {int(x) for x in ds.hf_dataset.unique("episode_index")}
+    listed = {int(x) for x in episodes["episode_index"]}
     if data_eps != listed:
         raise HubError(f"{root}/data: episode_index values {sorted(data_eps ^ listed)[:5]} are in the data or in "
                        "meta/episodes but not both")
@@ -420,10 +421,9 @@ def _push_folder(folder: Path, repo_id: str, repo_type: str, branch: str, *, tag
         info = _call(what, endpoint, hf.create_commit, repo_id, operations=additions + deletions,
                      commit_message=message, commit_description=PUSH_MARK, repo_type=repo_type, revision=staging)
         _call(what, endpoint, hf.create_branch, repo_id, branch=branch, revision=info.oid, repo_type=repo_type)
-        try:
+        # the revision is complete; should this fail, `revisions` hides the leftover and the next push removes it
+        with contextlib.suppress(Exception):
             hf.delete_branch(repo_id, branch=staging, repo_type=repo_type)
-        except Exception:
-            pass  # the revision is complete; `revisions` hides the leftover and the next push removes it
         summary.commit = info.oid
     elif new_branch:  # nothing differs from the start: the revision is its start commit
         _call(what, endpoint, hf.create_branch, repo_id, branch=branch, revision=base, repo_type=repo_type)

@@ -246,7 +246,7 @@ def check_dataset(mixture: Mixture, ds: ResolvedDataset) -> None:
             raise MixtureError(f"{where}: cameras.{ds.ref.repo_id}.{cam}: the dataset has no camera {cam!r} "
                                f"(it has {own})")
     renamed = [mapping.get(c, c) for c in own]
-    bad = [c for c, r in zip(own, renamed) if r not in schema.CAMERAS]
+    bad = [c for c, r in zip(own, renamed, strict=True) if r not in schema.CAMERAS]
     if bad:
         raise MixtureError(f"{where}: camera(s) {bad} do not map onto schema.CAMERAS {list(schema.CAMERAS)}; "
                            f"add them under cameras.{ds.ref.repo_id}")

@@ -96,7 +96,7 @@ class Recipe:
 class Kind:
     """One kind of stage: what it accepts, what it reads and writes, and the function that does it."""
 
-    run: Callable[[Stage, "Context"], dict]
+    run: Callable[[Stage, Context], dict]
     settings: tuple[str, ...]  # allowed keys of `with`
     required: tuple[str, ...] = ()
     inputs: tuple[str, ...] = ()  # keys of `with` holding paths (or lists of paths) made earlier or on disk
@@ -295,7 +295,7 @@ def parse_recipe(data: Any, *, path: Path | None = None, workdir: str | Path | N
         stage = Stage(sname, kind_name, settings, outputs, depends)
         stages.append(stage)
         refs[sname] = outputs
-        produced.update({p: sname for p in outputs.values()})
+        produced.update(dict.fromkeys(outputs.values(), sname))
 
     by_name = {s.name: s for s in stages}
     for s in stages:  # a stage's fingerprint covers its settings and those of everything it reads from
@@ -900,7 +900,7 @@ def _plot(stage: Stage, ctx: Context) -> dict:
             written["success"] = "success.png"
     out = stage.outputs["output"]
     files = {k: str(out / v) for k, v in written.items() if isinstance(v, str)}
-    for k, v in files.items():
+    for v in files.values():
         ctx.console.print(f"wrote {v}")
     for label, folder in (w.get("world_models") or {}).items():  # train-wm's own plot: every loss term
         if (Path(folder) / "training_curve.png").is_file():

@@ -47,7 +47,7 @@ def _write_episode_stats(root: Path, columns: dict[str, tuple[np.ndarray, dict]]
     per_episode: list[dict] = []
     for path in sorted((root / "meta" / "episodes").glob("*/*.parquet")):
         df = pd.read_parquet(path)
-        bounds = list(zip(df["dataset_from_index"], df["dataset_to_index"]))
+        bounds = list(zip(df["dataset_from_index"], df["dataset_to_index"], strict=True))
         file_stats = [{name: column_stats(values[a:b], ft) for name, (values, ft) in columns.items()}
                       for a, b in bounds]
         for name in columns:

@@ -376,7 +376,7 @@ def _plan_shards(n_jobs: int, finished, workers: int, shard_size: int) -> list[t
     for a, b in gaps:  # each gap gets its share of the n shards (at least one)
         k = max(1, round(n * (b - a) / left))
         bounds = np.linspace(a, b, k + 1).astype(int)
-        out += [(int(x), int(y)) for x, y in zip(bounds[:-1], bounds[1:]) if y > x]
+        out += [(int(x), int(y)) for x, y in zip(bounds[:-1], bounds[1:], strict=True) if y > x]
     return out
 
 

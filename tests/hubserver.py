@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import datetime as _dt
 import fnmatch
 import hashlib
@@ -61,7 +62,7 @@ class HubError(Exception):
 
 
 def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 class Store:
@@ -211,7 +212,7 @@ class Store:
     def commit_meta(self, gd: str, commit: str) -> dict:
         out = self.git(gd, "show", "-s", "--format=%H%x00%s%x00%B%x00%ct%x00%an", commit).decode()
         h, title, body, ts, author = out.split("\0")[:5]
-        date = _dt.datetime.fromtimestamp(int(ts), _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        date = _dt.datetime.fromtimestamp(int(ts), _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
         return {"id": h, "title": title, "message": body.strip(), "date": date, "authors": [{"user": author}]}
 
     def log(self, gd: str, commit: str) -> list[dict]:
@@ -310,7 +311,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):  # quiet unless HUB_LOG=1
         if os.environ.get("HUB_LOG"):
-            sys.stderr.write("%s %s\n" % (self.command, fmt % args))
+            sys.stderr.write(f"{self.command} {fmt % args}\n")
 
     # ---------- IO ----------
     def body(self) -> bytes:
@@ -515,9 +516,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.js({"files": files, "commitOid": commit})
         if op == "commit" and m == "POST":
             rev = rest[1]
-            lines = [json.loads(l) for l in body.splitlines() if l.strip()]
-            header = next((l["value"] for l in lines if l["key"] == "header"), {})
-            ops = [l for l in lines if l["key"] != "header"]
+            lines = [json.loads(line) for line in body.splitlines() if line.strip()]
+            header = next((line["value"] for line in lines if line["key"] == "header"), {})
+            ops = [line for line in lines if line["key"] != "header"]
             create_pr = self.query.get("create_pr", ["0"])[0] in ("1", "true", "True")
             new, pr = st.commit(gd, rev, header, ops, create_pr)
             res = {"success": True, "commitOid": new, "commitUrl": f"{self.base_url()}/{prefix}{rid}/commit/{new}",
@@ -712,12 +713,12 @@ class HubProcess:
         self.proc.stdout.close()
         self.proc.stdin.close()
 
-    def restart(self, die_on: str | None = None) -> "HubProcess":
+    def restart(self, die_on: str | None = None) -> HubProcess:
         """A fresh server on the same store (the way a crashed Hub comes back)."""
         self.stop()
         return HubProcess(self.root, token=self.token, die_on=die_on)
 
-    def __enter__(self) -> "HubProcess":
+    def __enter__(self) -> HubProcess:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -745,10 +746,8 @@ def main():
     srv = ThreadingHTTPServer((a.host, a.port), Handler)
     srv.daemon_threads = True
     print(f"LISTENING {srv.server_address[1]}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         srv.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -165,7 +165,6 @@ def test_world_model_folder_round_trip(tmp_path):
 
 def test_server_dies_mid_push_then_a_retry_completes(make_tiny_dataset, tmp_path):
     import hubserver
-
     from conftest import TEST_TOKEN
 
     repo = "test-user/crashy"
@@ -204,7 +203,6 @@ def test_server_dies_mid_push_then_a_retry_completes(make_tiny_dataset, tmp_path
 @pytest.mark.usefixtures("hub")
 def test_a_push_that_dies_before_the_tag_moves_is_caught_by_pull(make_tiny_dataset, tmp_path):
     import hubserver
-
     from conftest import TEST_TOKEN
 
     repo = "test-user/tagless"

@@ -59,7 +59,7 @@ def write_bag(path, ros: int, *, storage=StoragePlugin.MCAP, compressed=False, s
         stamps[20], stamps[21] = js_t[21], js_t[20]
     if joint_clock_jump:  # (at, by): from `at` on, the joint publisher's clock runs `by` seconds ahead
         stamps = np.where(js_t >= joint_clock_jump[0], stamps + joint_clock_jump[1], stamps)
-    for t, stamp in zip(js_t, stamps):
+    for t, stamp in zip(js_t, stamps, strict=True):
         msg = T["sensor_msgs/msg/JointState"](
             header=header(T0 + int(stamp * 1e9)), name=[*JOINTS, KNUCKLE],
             position=np.array([*joints_at(t), knuckle_at(t)]), velocity=np.zeros(0), effort=np.zeros(0))
@@ -128,7 +128,7 @@ def test_ros2_mcap_and_sqlite3_bags_become_one_kinova_dataset(tmp_path):
         js, cams = expected(seconds)
         states = np.stack([ds[starts[ep] + j][schema.STATE].numpy() for j in range(len(js))])
         actions = np.stack([ds[starts[ep] + j][schema.ACTION].numpy() for j in range(len(js))])
-        for j, (t, k) in enumerate(zip(js, cams)):
+        for j, (t, k) in enumerate(zip(js, cams, strict=True)):
             item = ds[starts[ep] + j]
             assert int(item["episode_index"]) == ep and abs(float(item["timestamp"]) - j / 10) < 1e-6
             np.testing.assert_allclose(states[j, :7], joints_at(t), atol=1e-6)
@@ -169,7 +169,7 @@ def test_ros1_bag_with_compressed_images_and_a_command_topic(tmp_path):
     ds = LeRobotDataset("lab/ros1", root=tmp_path / "ds", video_backend="pyav")
     assert ds.features[schema.image_key("front")]["shape"] == (40, 40, 3)
     js, cams = expected(1.5)
-    for j, (t, k) in enumerate(zip(js, cams)):
+    for j, (t, k) in enumerate(zip(js, cams, strict=True)):
         item = ds[j]
         np.testing.assert_allclose(item[schema.ACTION].numpy()[:7], joints_at(t + 0.1), atol=1e-6)
         img = item[schema.image_key("front")].numpy().transpose(1, 2, 0) * 255

@@ -68,15 +68,15 @@ def test_bimanual_buffer_round_trips_into_a_lerobot_dataset(tmp_path):
     assert schema.STATE not in ds.features and schema.ACTION not in ds.features  # UMI has no robot
     assert ds.features[schema.EE_POSE]["shape"] == (20,)
     starts = [0, ENDS[0]]
-    expected_lengths = [len(resample_uniform(b - a, umi.UMI_FPS, 10)) for a, b in zip(starts, ENDS)]
+    expected_lengths = [len(resample_uniform(b - a, umi.UMI_FPS, 10)) for a, b in zip(starts, ENDS, strict=True)]
     assert expected_lengths == [11, 8]  # 1.0 s and 0.70 s of recording at 10 fps
     assert ds.meta.total_frames == sum(expected_lengths)
 
-    for ep, (a, b) in enumerate(zip(starts, ENDS)):
+    for ep, (a, b) in enumerate(zip(starts, ENDS, strict=True)):
         picked = a + resample_uniform(b - a, umi.UMI_FPS, 10)
         rows = [i for i in range(len(ds.hf_dataset)) if int(ds.hf_dataset[i]["episode_index"]) == ep]
         assert len(rows) == len(picked)
-        for j, (row, k) in enumerate(zip(rows, picked)):
+        for j, (row, k) in enumerate(zip(rows, picked, strict=True)):
             item = ds[row]
             assert abs(float(item["timestamp"]) - j / 10) < 1e-6
             assert abs((k - a) / umi.UMI_FPS - j / 10) <= 0.5 / umi.UMI_FPS + 1e-9  # nearest recorded frame

@@ -61,7 +61,7 @@ def test_groundtruth_revision_reproduces_the_masks_recorded_live(recorded, unmas
         assert live.shape == rerendered.shape == (summary.frames, SIZE, SIZE)
         assert live.any(axis=(1, 2)).sum() > summary.frames // 2  # the cube is in view most of the time
         # qpos is stored as float32: a pixel on an edge may flip, nothing more
-        assert min(mask_iou(a, b) for a, b in zip(live, rerendered)) > 0.9
+        assert min(mask_iou(a, b) for a, b in zip(live, rerendered, strict=True)) > 0.9
         assert summary.empty[cam] == int((~rerendered.any(axis=(1, 2))).sum())
     # the cube really is what is masked: its pixels are red in the camera frames
     from glam_lerobot.masks import episodes
@@ -81,7 +81,7 @@ def test_groundtruth_objects_can_be_chosen_and_unknown_ones_are_named(unmasked, 
     grip = add_masks(unmasked, "groundtruth", objects=["arm0/gripper"], cameras=["front"], output=tmp_path / "grip")
     gripper, cube = masks_of(tmp_path / "grip", "front"), masks_of(unmasked.with_name("lift"), "front")
     assert grip.empty["front"] < grip.frames // 2
-    assert np.mean([mask_iou(g, c) for g, c in zip(gripper, cube)]) < 0.3
+    assert np.mean([mask_iou(g, c) for g, c in zip(gripper, cube, strict=True)]) < 0.3
 
 
 def test_score_renders_the_truth_when_the_dataset_has_no_mask_columns(unmasked, tmp_path):

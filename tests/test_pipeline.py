@@ -176,8 +176,8 @@ def test_an_interrupted_run_resumes_at_the_failed_stage(micro, tmp_path, monkeyp
     def crash_after_first_checkpoint(stage, ctx):
         calls.append(stage.name)
         if len(calls) == 1:  # train to step 2 (a checkpoint), then die as an interrupted run would
-            from glam_lerobot.world_model.train import TrainSettings, train_world_model
             from glam_lerobot.mixture import load_mixture
+            from glam_lerobot.world_model.train import TrainSettings, train_world_model
 
             w = {k: v for k, v in stage.settings.items() if k != "mixture"}
             train_world_model(load_mixture(stage.settings["mixture"]), stage.outputs["world_model"],

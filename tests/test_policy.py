@@ -70,11 +70,12 @@ def mixture(tmp_path_factory) -> Path:
 
 def _policy_and_batch(root: Path, policy_type: str = "glam_mip", batch_size: int = 8, seed: int = 0):
     """What lerobot-train does before the first step: dataset, policy, processors, one preprocessed batch."""
-    import glam_lerobot.policies.register  # noqa: F401  (lerobot-train imports it through the plugin)
     from lerobot.configs.policies import PreTrainedConfig
     from lerobot.datasets.factory import resolve_delta_timestamps
     from lerobot.datasets.lerobot_dataset import LeRobotDataset, LeRobotDatasetMetadata
     from lerobot.policies.factory import make_policy, make_pre_post_processors
+
+    import glam_lerobot.policies.register  # noqa: F401  (lerobot-train imports it through the plugin)
 
     torch.manual_seed(seed)
     cfg = PreTrainedConfig.get_choice_class(policy_type)(device="cpu", push_to_hub=False)
@@ -204,9 +205,10 @@ def _lerobot(cmd: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("policy_type", ["glam_mip", "mip"])
 def test_stock_lerobot_train_then_saved_policy_acts_the_same_after_reload(mixture, tmp_path, policy_type, hub):
-    import glam_lerobot.policies.register  # noqa: F401
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
     from lerobot.policies.factory import get_policy_class, make_pre_post_processors
+
+    import glam_lerobot.policies.register  # noqa: F401
 
     out = tmp_path / "run"
     _lerobot("lerobot-train", f"--policy.type={policy_type}", f"--dataset.repo_id={REPO}",

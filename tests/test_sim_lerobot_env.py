@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from lerobot.envs.configs import EnvConfig
 
 from glam_lerobot import schema

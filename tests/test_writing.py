@@ -83,7 +83,7 @@ def test_a_resumed_write_equals_an_uninterrupted_one_whatever_the_worker_count(t
     write_dataset(tmp_path / "whole", "me/r", 10, synthetic.features(), jobs, synthetic.produce, workers=1)
     resumed, whole = _episodes(tmp_path / "ds"), _episodes(tmp_path / "whole")
     assert len(resumed) == len(whole) == 3
-    for a, b in zip(resumed, whole):
+    for a, b in zip(resumed, whole, strict=True):
         np.testing.assert_array_equal(a, b)
 
 

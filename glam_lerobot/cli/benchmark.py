@@ -51,6 +51,6 @@ def benchmark(
                                log=lambda msg: console.print(f"[dim]{escape(msg)}[/]"))
     except (ValueError, FileExistsError, FileNotFoundError, RuntimeError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     for line in summary_lines(report, output):
         typer.echo(line)

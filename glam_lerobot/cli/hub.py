@@ -4,16 +4,16 @@ glam_lerobot.hub / glam_lerobot.mixture (huggingface_hub and LeRobot are importe
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from glam_lerobot.cli.errors import fail as _fail
 
-RepoType = Annotated[Optional[str], typer.Option("--repo-type", help="dataset or model (default: detected)")]
-Token = Annotated[Optional[str], typer.Option("--token", help="Hub token (default: HF_TOKEN or `hf auth login`)",
+RepoType = Annotated[str | None, typer.Option("--repo-type", help="dataset or model (default: detected)")]
+Token = Annotated[str | None, typer.Option("--token", help="Hub token (default: HF_TOKEN or `hf auth login`)",
                                               show_default=False)]
-Endpoint = Annotated[Optional[str], typer.Option("--endpoint", help="Hub URL (default: HF_ENDPOINT or "
+Endpoint = Annotated[str | None, typer.Option("--endpoint", help="Hub URL (default: HF_ENDPOINT or "
                                                  "https://huggingface.co)")]
 
 mixture_app = typer.Typer(
@@ -27,7 +27,7 @@ mixture_app = typer.Typer(
 def push(
     folder: Annotated[Path, typer.Argument(help="a LeRobot dataset root or a world-model checkpoint folder")],
     repo_id: Annotated[str, typer.Option("--repo-id", help="namespace/name on the Hub")],
-    revision: Annotated[Optional[str], typer.Option(
+    revision: Annotated[str | None, typer.Option(
         "--revision", help="branch to push to. Default: main for an original dataset or a model; for a derived "
         "dataset the revision named in its meta/glam.json")] = None,
     private: Annotated[bool, typer.Option("--private", help="create the repo private")] = False,
@@ -56,9 +56,9 @@ def push(
 
 def pull(
     repo_id: Annotated[str, typer.Argument(help="namespace/name on the Hub")],
-    revision: Annotated[Optional[str], typer.Option(
+    revision: Annotated[str | None, typer.Option(
         "--revision", help="branch, tag or commit (default: v3.0 for datasets, main for models)")] = None,
-    root: Annotated[Optional[Path], typer.Option(
+    root: Annotated[Path | None, typer.Option(
         "--root", help="download into this folder (default: the revision-safe cache in HF_LEROBOT_HOME/hub)")] = None,
     repo_type: RepoType = None,
     offline: Annotated[bool, typer.Option("--offline", help="use only what is already cached")] = False,
@@ -152,7 +152,7 @@ def mixture_check(
 def mixture_push(
     file: Annotated[Path, typer.Argument(help="the mixture YAML")],
     repo_id: Annotated[str, typer.Option("--repo-id", help="a (small) dataset repo to hold the mixture")],
-    revision: Annotated[Optional[str], typer.Option("--revision", help="branch (default main)")] = None,
+    revision: Annotated[str | None, typer.Option("--revision", help="branch (default main)")] = None,
     path_in_repo: Annotated[str, typer.Option("--path-in-repo", help="file name in the repo")] = "mixture.yaml",
     token: Token = None,
     endpoint: Endpoint = None,
@@ -179,7 +179,7 @@ def mixture_push(
 def mixture_pull(
     repo_id: Annotated[str, typer.Argument(help="the dataset repo holding the mixture")],
     output: Annotated[Path, typer.Option("--output", help="where to write the mixture YAML")],
-    revision: Annotated[Optional[str], typer.Option("--revision", help="branch, tag or commit")] = None,
+    revision: Annotated[str | None, typer.Option("--revision", help="branch, tag or commit")] = None,
     path_in_repo: Annotated[str, typer.Option("--path-in-repo", help="file name in the repo")] = "mixture.yaml",
     token: Token = None,
     endpoint: Endpoint = None,

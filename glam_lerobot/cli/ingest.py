@@ -8,9 +8,8 @@ from pathlib import Path
 
 import typer
 
-from glam_lerobot.cli.errors import fail as _fail
-
 from glam_lerobot import schema
+from glam_lerobot.cli.errors import fail as _fail
 
 _COMMON = (
     "Every episode is checked before it is written (lengths, NaN/inf, timestamps, missing keys or topics, image sizes); an "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -17,21 +17,21 @@ masks_app = typer.Typer(
     no_args_is_help=True,
 )
 
-ModelOpt = Annotated[Optional[str], typer.Option(
+ModelOpt = Annotated[str | None, typer.Option(
     "--model", help="ultralytics weights: a local path or a name ultralytics resolves (yolo11n-seg.pt, "
     "yoloe-11s-seg.pt, sam2_b.pt, sam3.pt, ...). A .yaml config builds an untrained model (plumbing tests only).")]
-PromptOpt = Annotated[Optional[str], typer.Option(
+PromptOpt = Annotated[str | None, typer.Option(
     "--prompt", help="YOLOE / SAM 3: text prompt, comma-separated class names (default: the object names). "
     "SAM / SAM 2: 'box:x1,y1,x2,y2' or 'point:x,y' in pixels of each episode's first frame.")]
-ObjectsOpt = Annotated[Optional[str], typer.Option(
+ObjectsOpt = Annotated[str | None, typer.Option(
     "--objects", help="comma-separated objects to mask, e.g. cube,bowl (a name twice = two instances). Default: "
     "the task's manipulated object(s) from meta/glam.json (lift/pick_place cube, knock_down bottle, "
     "stack_two/stack_three all cubes).")]
-CamerasOpt = Annotated[Optional[str], typer.Option("--cameras", help="comma-separated cameras (default: all)")]
+CamerasOpt = Annotated[str | None, typer.Option("--cameras", help="comma-separated cameras (default: all)")]
 BatchOpt = Annotated[int, typer.Option("--batch", help="frames per inference call")]
 ConfOpt = Annotated[float, typer.Option("--conf", help="detection confidence threshold")]
-DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="torch device (default: cuda:0 when present, else cpu)")]
-ImgszOpt = Annotated[Optional[int], typer.Option("--imgsz", help="inference size (default: the dataset's resolution)")]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="torch device (default: cuda:0 when present, else cpu)")]
+ImgszOpt = Annotated[int | None, typer.Option("--imgsz", help="inference size (default: the dataset's resolution)")]
 TrackerOpt = Annotated[str, typer.Option(
     "--tracker", help="ultralytics tracker config for YOLO models (bytetrack.yaml, botsort.yaml), or 'none' to "
     "associate detections by mask IoU only")]
@@ -48,7 +48,7 @@ def _command_line(name: str, args: dict) -> str:
 
 
 
-def _list(text: Optional[str]) -> Optional[list[str]]:
+def _list(text: str | None) -> list[str] | None:
     from glam_lerobot.masks.objects import parse_list
 
     return parse_list(text)
@@ -61,9 +61,9 @@ def add(
     model: ModelOpt = None,
     prompt: PromptOpt = None,
     objects: ObjectsOpt = None,
-    revision: Annotated[Optional[str], typer.Option("--revision", help="name of the new revision "
+    revision: Annotated[str | None, typer.Option("--revision", help="name of the new revision "
                                                     "(default masks-<backend>)")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", help="root of the new revision "
+    output: Annotated[Path | None, typer.Option("--output", help="root of the new revision "
                                                    "(default <root>@<revision> beside the parent)")] = None,
     cameras: CamerasOpt = None,
     batch: BatchOpt = 16,
@@ -102,10 +102,10 @@ def score(
     model: Annotated[str, typer.Option("--model", help="ultralytics weights to score (path or name)")],
     prompt: PromptOpt = None,
     objects: ObjectsOpt = None,
-    gt_objects: Annotated[Optional[str], typer.Option("--gt-objects", help="simulator objects for the re-rendered "
+    gt_objects: Annotated[str | None, typer.Option("--gt-objects", help="simulator objects for the re-rendered "
                                                       "truth (default: the task's)")] = None,
     cameras: CamerasOpt = None,
-    episodes: Annotated[Optional[int], typer.Option("--episodes", help="score the first N episodes of each "
+    episodes: Annotated[int | None, typer.Option("--episodes", help="score the first N episodes of each "
                                                     "dataset (default all)")] = None,
     panel: Annotated[Path, typer.Option("--panel", help="PNG panel of frames, predicted and true masks")] = Path(
         "mask_scores.png"),

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import typer
 
-from glam_lerobot.cli.errors import fail as _fail
-
 from glam_lerobot import schema
+from glam_lerobot.cli.errors import fail as _fail
 
 
 def register(app: typer.Typer) -> None:

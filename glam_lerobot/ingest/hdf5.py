@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ def _open(path: Path | str):
     try:
         return h5py.File(path, "r")
     except OSError as exc:  # truncated or not HDF5
-        raise EpisodeError(path, None, "<file>", f"not a readable HDF5 file ({exc})")
+        raise EpisodeError(path, None, "<file>", f"not a readable HDF5 file ({exc})") from exc
 
 
 def detect_layout(f, path) -> str:
@@ -247,9 +248,9 @@ def plan(
             cmap = parse_camera_map(camera_map) if camera_map is not None else DEFAULT_CAMERA_MAP[kind]
             if kind == "robomimic":
                 env_name = env_name or json.loads(f["data"].attrs.get("env_args", "{}")).get("env_name")
-                episodes = [(d, lambda d=d: _robomimic_episode(f, path, d, cmap, robot)) for d in _demo_names(f)]
+                episodes = [(d, partial(_robomimic_episode, f, path, d, cmap, robot)) for d in _demo_names(f)]
             else:
-                episodes = [(i, lambda: _aloha_episode(f, path, i, cmap))]
+                episodes = [(i, partial(_aloha_episode, f, path, i, cmap))]
             for episode, describe in episodes:
                 job = {"file": str(path), "episode": episode, "layout": kind, "fps": fps, "bad": None,
                        "source_fps": source_fps or SOURCE_FPS[kind], "tcp_offset": tcp_offset,

@@ -99,7 +99,7 @@ def open_bag(path: Path):
         reader = AnyReader([path], default_typestore=get_typestore(Stores.ROS2_HUMBLE))
         reader.open()
     except Exception as exc:  # a truncated or foreign file
-        raise EpisodeError(path, None, "<file>", f"not a readable ROS bag ({type(exc).__name__}: {exc})")
+        raise EpisodeError(path, None, "<file>", f"not a readable ROS bag ({type(exc).__name__}: {exc})") from exc
     return reader
 
 
@@ -271,7 +271,7 @@ def produce(job: dict) -> dict:
     except EpisodeError:
         raise
     except Exception as exc:  # rosbags errors on a damaged bag mid-way
-        raise EpisodeError(path, e, "<file>", f"bag could not be read to the end ({type(exc).__name__}: {exc})")
+        raise EpisodeError(path, e, "<file>", f"bag could not be read to the end ({type(exc).__name__}: {exc})") from exc
     finally:
         reader.close()
 
@@ -379,7 +379,7 @@ def _assemble(reader, path, e, mapping, job, streams, use_header) -> dict:
                 try:
                     img = decode_image(reader.deserialize(raw, conn.msgtype), conn.msgtype)
                 except ValueError as exc:
-                    raise EpisodeError(path, e, topic, f"message {k}: {exc}")
+                    raise EpisodeError(path, e, topic, f"message {k}: {exc}") from exc
                 img = resize_images(img[None], tuple(job["resize"]) if job["resize"] else None)[0]
                 if img.shape[:2] != tuple(job["image_hw"]):
                     raise EpisodeError(path, e, topic, f"message {k} is {img.shape[0]}x{img.shape[1]}, the dataset's "

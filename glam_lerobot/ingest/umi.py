@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 
 from glam_lerobot import schema
-from glam_lerobot.ingest import IngestPlan, parse_camera_map
-from glam_lerobot.ingest import validate
+from glam_lerobot.ingest import IngestPlan, parse_camera_map, validate
 from glam_lerobot.ingest.resample import resample_uniform, resize_images
 from glam_lerobot.rotations import ee_pose, rotvec_to_6d
 from glam_lerobot.writing import EpisodeError
@@ -49,7 +48,7 @@ def open_buffer(path: Path | str):
         store = zarr.ZipStore(str(path), mode="r") if path.is_file() else zarr.DirectoryStore(str(path))
         return zarr.open_group(store, mode="r")
     except Exception as exc:  # zipfile.BadZipFile for a truncated zip, zarr errors for a non-buffer
-        raise EpisodeError(path, None, "<file>", f"not a readable zarr replay buffer ({type(exc).__name__}: {exc})")
+        raise EpisodeError(path, None, "<file>", f"not a readable zarr replay buffer ({type(exc).__name__}: {exc})") from exc
 
 
 def inspect(path: Path | str) -> dict[str, Any]:
@@ -110,7 +109,7 @@ def plan(
             raise EpisodeError(path, None, "data/", f"layout {this} differs from the first buffer's {layout}")
         starts = [0, *info["episode_ends"][:-1]]
         problems = _check_episodes(path, info, list(cams))
-        for e, (a, b) in enumerate(zip(starts, info["episode_ends"])):
+        for e, (a, b) in enumerate(zip(starts, info["episode_ends"], strict=True)):
             jobs.append({
                 "bad": problems.get(e),
                 "file": str(path), "episode": e, "start": a, "end": b, "robots": info["robots"], "cameras": cams,
@@ -169,7 +168,7 @@ def _check_episodes(path: Path, info: dict, cameras: list[str]) -> dict[int, tup
     arrays = {f"robot{r}_{n}": None for r in info["robots"] for n in LOWDIM}
     for name in arrays:
         arrays[name] = np.asarray(data[name][:], dtype=np.float64)
-    for e, (a, b) in enumerate(zip([0, *ends[:-1]], ends)):
+    for e, (a, b) in enumerate(zip([0, *ends[:-1]], ends, strict=True)):
         try:
             for name, values in arrays.items():
                 validate.width(values.reshape(len(values), -1), LOWDIM[name.split("_", 1)[1]], path, e, f"data/{name}")
@@ -227,7 +226,7 @@ def _produce(job: dict, data) -> dict:
         try:
             images = arr.get_orthogonal_selection((idx,))  # decodes only the chunks of the chosen frames
         except Exception as exc:
-            raise EpisodeError(file, episode, field, f"cannot decode frames ({type(exc).__name__}: {exc})")
+            raise EpisodeError(file, episode, field, f"cannot decode frames ({type(exc).__name__}: {exc})") from exc
         images = resize_images(np.asarray(images), tuple(job["resize"]) if job["resize"] else None)
         frames[schema.image_key(target)] = validate.image_size(images, tuple(job["image_hw"]), file, episode, field)
     return {"task": job["task"], "frames": frames}

@@ -68,7 +68,7 @@ def score_masks(
             for cam in cams:
                 frames = episodes.camera_frames(ds, ep, cam)
                 pred = masker.mask_episode(frames)
-                ious[cam] += [mask_iou(p, t) for p, t in zip(pred, truth[cam])]
+                ious[cam] += [mask_iou(p, t) for p, t in zip(pred, truth[cam], strict=True)]
                 pred_empty[cam] += int((~pred.reshape(len(pred), -1).any(1)).sum())
                 true_empty[cam] += int((~truth[cam].reshape(len(pred), -1).any(1)).sum())
                 if ep == 0:
@@ -94,9 +94,9 @@ def write_panel(samples: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], p
 
     n = max(1, len(samples))
     fig, axes = plt.subplots(n, 3, figsize=(6, 2 * n + 0.4), squeeze=False)
-    for row, (label, frame, pred, true) in zip(axes, samples):
+    for row, (label, frame, pred, true) in zip(axes, samples, strict=True):
         for ax, img, name in zip(row, (frame, _overlay(frame, pred, (255, 40, 40)), _overlay(frame, true, (40, 220, 40))),
-                                 ("frame", f"predicted (IoU {mask_iou(pred, true):.2f})", "true")):
+                                 ("frame", f"predicted (IoU {mask_iou(pred, true):.2f})", "true"), strict=True):
             ax.imshow(img)
             ax.set_title(name, fontsize=7)
             ax.axis("off")

@@ -210,5 +210,5 @@ def detections(result, names: list[str] | None = None) -> list[Detection]:
     ids = result.boxes.id.cpu().numpy().astype(int) if result.boxes.id is not None else [None] * len(cls)
     return [
         Detection(cls=names[int(c)], conf=float(p), mask=m > 0.5, track_id=None if i is None else int(i))
-        for c, p, m, i in zip(cls, conf, data, ids)
+        for c, p, m, i in zip(cls, conf, data, ids, strict=True)
     ]

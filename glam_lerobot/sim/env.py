@@ -37,7 +37,7 @@ class GlamSimEnv(gym.Env):
         arms, size = self.world.arms, int(image_size)
         image = spaces.Box(0, 255, (size, size, 3), np.uint8)
         obs = {
-            "pixels": spaces.Dict({cam: image for cam in schema.CAMERAS}),
+            "pixels": spaces.Dict(dict.fromkeys(schema.CAMERAS, image)),
             "ee_pose": spaces.Box(-np.inf, np.inf, (schema.EE_POSE_DIM_PER_ARM * arms,), np.float32),
         }
         if embodiment == "kinova":
@@ -50,7 +50,7 @@ class GlamSimEnv(gym.Env):
         else:
             self.action_space = spaces.Box(-np.inf, np.inf, (schema.EE_POSE_DIM_PER_ARM * arms,), np.float32)
         if masks:
-            obs["masks"] = spaces.Dict({cam: image for cam in schema.CAMERAS})
+            obs["masks"] = spaces.Dict(dict.fromkeys(schema.CAMERAS, image))
         self.observation_space = spaces.Dict(obs)
         self._last_pixels: dict | None = None
 

@@ -99,7 +99,7 @@ def gen3_xml(p: str, pos, quat) -> str:
 
 def gen3_actuators_xml(p: str) -> str:
     acts = []
-    for i, (link, kp, kv, force) in enumerate(zip(GEN3_CHAIN, GEN3_KP, GEN3_KV, GEN3_FORCE)):
+    for i, (link, kp, kv, force) in enumerate(zip(GEN3_CHAIN, GEN3_KP, GEN3_KV, GEN3_FORCE, strict=True)):
         limit = link[4]
         ctrlrange = f'ctrlrange="{-limit} {limit}"' if limit is not None else 'ctrllimited="false"'
         acts.append(

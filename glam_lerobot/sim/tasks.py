@@ -73,7 +73,7 @@ def sample_placement(task: str, seed: int) -> dict[str, tuple[float, float, floa
     rng = np.random.default_rng(seed)
     for _ in range(1000):
         out = {}
-        for (name, kind), (xr, yr) in zip(spec.objects, spec.regions):
+        for (name, kind), (xr, yr) in zip(spec.objects, spec.regions, strict=True):
             yaw = rng.uniform(-np.pi / 4, np.pi / 4) if kind == "cube" else 0.0
             out[name] = (rng.uniform(*xr), rng.uniform(*yr), yaw)
         xy = np.array([v[:2] for v in out.values()])

@@ -21,19 +21,19 @@ SUBSTEPS = round(1.0 / schema.DEFAULT_FPS / scene.TIMESTEP)
 SETTLE_STEPS = 25  # physics steps after a reset, so objects rest on the table before the first frame
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def scene_text(task: str, embodiment: str) -> str:
     spec = tasks.check_task(task)
     tasks.check_embodiment(embodiment)
     return scene.scene_xml(f"glam_{task}_{embodiment}", list(spec.objects), embodiment, spec.arms)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiled_model(task: str, embodiment: str) -> mujoco.MjModel:
     return mujoco.MjModel.from_xml_string(scene_text(task, embodiment))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def kinova_home(arms: int) -> tuple[np.ndarray, ...]:
     """Joint positions putting each arm's pinch frame at scene.home_pose (solved once by IK)."""
     model = compiled_model("stack_three" if arms == 2 else "lift", "kinova")
@@ -76,7 +76,7 @@ class SimWorld:
             self.joint_qadr = [ik.qadr for ik in self.iks]
             self.joint_act = [np.array([m.actuator(f"{p}joint_{j + 1}").id for j in range(7)]) for p in self.prefixes]
             self.home_q = kinova_home(self.arms)
-            for ik, q in zip(self.iks, self.home_q):
+            for ik, q in zip(self.iks, self.home_q, strict=True):
                 ik.posture = q
         else:
             self.mocap = [m.body_mocapid[m.body(f"{p}target").id] for p in self.prefixes]
@@ -96,7 +96,7 @@ class SimWorld:
             d.qpos[adr:adr + 3] = (x, y, z)
             d.qpos[adr + 3:adr + 7] = (np.cos(yaw / 2), 0, 0, np.sin(yaw / 2))
         for i in range(self.arms):
-            for a, adr in zip(self.finger_act[i], self.finger_qadr[i]):
+            for a, adr in zip(self.finger_act[i], self.finger_qadr[i], strict=True):
                 d.qpos[adr] = models.FINGER_TRAVEL
                 d.ctrl[a] = models.FINGER_TRAVEL
             if self.embodiment == "kinova":
@@ -131,7 +131,7 @@ class SimWorld:
         chunk = 10
         for s in range(0, SUBSTEPS, chunk):
             f = min(1.0, (s + chunk) / SUBSTEPS)
-            for k, (p0, q0), (p1, q1) in zip(self.mocap, starts, ends):
+            for k, (p0, q0), (p1, q1) in zip(self.mocap, starts, ends, strict=True):
                 d.mocap_pos[k] = p0 + f * (p1 - p0)
                 q1 = q1 if np.dot(q0, q1) >= 0 else -q1  # normalised lerp: the turns per step are small
                 q = q0 + f * (q1 - q0)

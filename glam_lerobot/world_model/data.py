@@ -52,7 +52,7 @@ class Source:
         """(episode_index, first row, end row) for each episode, in row order."""
         starts = np.flatnonzero(np.r_[True, self.episode_index[1:] != self.episode_index[:-1]])
         ends = np.r_[starts[1:], len(self.episode_index)]
-        return [(int(self.episode_index[s]), int(s), int(e)) for s, e in zip(starts, ends)]
+        return [(int(self.episode_index[s]), int(s), int(e)) for s, e in zip(starts, ends, strict=True)]
 
 
 def load_source(root: Path, name: str, role: str, revision: str | None, input_kind: str,

@@ -190,7 +190,7 @@ def _replay(model, task: str | None, target_root: Path, plist: list[Pair], laten
 
     if task is None:
         raise ValueError(f"{target_root}/meta/glam.json: no 'task': replay needs the simulated task")
-    out = {"episodes": len(plist), **{kind: 0 for kind in ("aux", "target", "encoder")}}
+    out = {"episodes": len(plist), **dict.fromkeys(("aux", "target", "encoder"), 0)}
     start = 0
     for p in plist:
         end = start + len(p.target_rows)

@@ -152,7 +152,7 @@ def _decode_image_column(root: Path, key: str, out: np.ndarray, progress: bool) 
         table = pq.read_table(f, columns=["index", key])
         index = table.column("index").to_numpy()
         cells = table.column(key).to_pylist()
-        for i, cell in zip(index, cells):
+        for i, cell in zip(index, cells, strict=True):
             img = np.asarray(Image.open(io.BytesIO(cell["bytes"])))
             out[i] = img.reshape(out.shape[1:])
             bar.update(1)

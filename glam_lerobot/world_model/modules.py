@@ -30,7 +30,7 @@ class ConvEncoder(nn.Module):
             raise ValueError(f"image_size must be a multiple of 16 (four stride-2 convolutions), got {image_size}")
         chans = [in_channels, width, width * 2, width * 4, width * 8]
         layers: list[nn.Module] = []
-        for c_in, c_out in zip(chans[:-1], chans[1:]):
+        for c_in, c_out in zip(chans[:-1], chans[1:], strict=True):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.ReLU()]
         self.conv = nn.Sequential(*layers)
         self.grid = image_size // 16
@@ -51,7 +51,7 @@ class ConvDecoder(nn.Module):
         self.inp = nn.Linear(feature_dim, self.width * self.grid * self.grid)
         chans = [width * 8, width * 4, width * 2, width, out_channels]
         layers: list[nn.Module] = []
-        for i, (c_in, c_out) in enumerate(zip(chans[:-1], chans[1:])):
+        for i, (c_in, c_out) in enumerate(zip(chans[:-1], chans[1:], strict=True)):
             layers.append(nn.ConvTranspose2d(c_in, c_out, 4, 2, 1))
             if i < 3:
                 layers.append(nn.ReLU())
@@ -94,7 +94,7 @@ class MLP(nn.Module):
         super().__init__()
         dims = [in_dim] + [width] * (layers - 1) + [out_dim]
         mods: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
             mods.append(nn.Linear(a, b))
             if i < layers - 1:
                 mods.append(nn.ReLU())

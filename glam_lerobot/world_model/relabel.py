@@ -86,7 +86,7 @@ def latent_chunks(latents: np.ndarray, is_pad: np.ndarray, episode_index: np.nda
     pad = np.ones((n, horizon), np.float32)
     starts = np.flatnonzero(np.r_[True, episode_index[1:] != episode_index[:-1]])
     ends = np.r_[starts[1:], n]
-    for s, e in zip(starts, ends):
+    for s, e in zip(starts, ends, strict=True):
         for t in range(s, e):
             k = min(horizon, e - t)
             chunk[t, :k] = latents[t : t + k]
@@ -142,7 +142,7 @@ def relabel(world_model: Path | str, mixture, output: Path | str, *, revision: s
     model_name = wm_id["repo_id"] or wm_id["path"]
     details = {"model": f"{model_name} (sha256 {wm_id['sha256'][:12]})", "world_model": wm_id, "episode_end": "last frame repeats the previous latent, latent.is_pad = 1",
                "mixture": mixture.name if mixture is not None else None}
-    for s, (latents, is_pad), root in zip(sources, results, planned):
+    for s, (latents, is_pad), root in zip(sources, results, planned, strict=True):
         cols = {schema.LATENT: (latents, feats[schema.LATENT]),
                 schema.LATENT_IS_PAD: (is_pad[:, None], feats[schema.LATENT_IS_PAD])}
         summary.revisions[s.name] = add_columns(s.root, cols, revision=revision, command=command, details=details,
@@ -176,7 +176,7 @@ def _rgb(source: wm_data.Source) -> dict[str, str]:
 
 def _episode_tasks(root: Path) -> dict[int, str]:
     eps = frame_cache.read_episodes(root)
-    return {int(e): (list(t)[0] if len(t) else "") for e, t in zip(eps["episode_index"], eps["tasks"])}
+    return {int(e): (list(t)[0] if len(t) else "") for e, t in zip(eps["episode_index"], eps["tasks"], strict=True)}
 
 
 def write_merged(root: Path, mixture, sources: list[wm_data.Source], results, wm_id: dict, revision: str,
@@ -193,7 +193,7 @@ def write_merged(root: Path, mixture, sources: list[wm_data.Source], results, wm
     feats = merged_features(sources, d, horizon, size, arms)
     cams = [k for k in feats if feats[k]["dtype"] == "video"]
     jobs = []
-    for i, (s, (latents, is_pad)) in enumerate(zip(sources, results)):
+    for i, (s, (latents, is_pad)) in enumerate(zip(sources, results, strict=True)):
         chunk, chunk_pad = latent_chunks(latents, is_pad, s.episode_index, horizon)
         arrays = work / f"source-{i:03d}.npz"
         np.savez(arrays, latents=latents, is_pad=is_pad, chunk=chunk, chunk_pad=chunk_pad, ee=s.ee_pose,

@@ -177,7 +177,7 @@ def train_world_model(mixture, output: Path | str, settings: TrainSettings | Non
         if start_step == 0 and log.exists():
             log.unlink()
         elif log.exists():  # drop lines logged after the checkpoint we resume from
-            kept = [l for l in log.read_text().splitlines() if l and json.loads(l)["step"] <= start_step]
+            kept = [line for line in log.read_text().splitlines() if line and json.loads(line)["step"] <= start_step]
             log.write_text("".join(k + "\n" for k in kept))
 
     wait_s = compute_s = 0.0
