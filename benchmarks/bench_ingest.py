@@ -46,11 +46,17 @@ def make_umi(path: Path, episodes: int, seconds: float, size: int) -> None:
     data, meta = root.create_group("data"), root.create_group("meta")
     t = np.arange(n)[:, None] / 59.94
     data.array("robot0_eef_pos", np.concatenate([np.sin(t), np.cos(t), t * 0], 1).astype(np.float32), compressor=None)
-    data.array("robot0_eef_rot_axis_angle", np.concatenate([t * 0.1, t * 0, t * 0 + 1], 1).astype(np.float32),
-               compressor=None)
+    data.array(
+        "robot0_eef_rot_axis_angle", np.concatenate([t * 0.1, t * 0, t * 0 + 1], 1).astype(np.float32), compressor=None
+    )
     data.array("robot0_gripper_width", (0.05 + 0.02 * np.sin(t)).astype(np.float32), compressor=None)
-    cam = data.zeros("camera0_rgb", shape=(n, size, size, 3), chunks=(1, size, size, 3), dtype=np.uint8,
-                     compressor=Jpegxl(level=99, numthreads=1))
+    cam = data.zeros(
+        "camera0_rgb",
+        shape=(n, size, size, 3),
+        chunks=(1, size, size, 3),
+        dtype=np.uint8,
+        compressor=Jpegxl(level=99, numthreads=1),
+    )
     for k in range(n):
         cam[k] = scene(k, size)
     meta.array("episode_ends", np.arange(1, episodes + 1, dtype=np.int64) * n_ep, compressor=None)
@@ -68,14 +74,38 @@ def make_bags(folder: Path, episodes: int, seconds: float, size: int) -> None:
     for e in range(episodes):
         events = []
         for t in np.arange(0, seconds, 1 / 40):
-            events.append((t, "/joint_states", "sensor_msgs/msg/JointState", lambda h, t=t: T["sensor_msgs/msg/JointState"](
-                header=h, name=names, position=np.array([*np.sin(t + np.arange(7)), 0.4]), velocity=np.zeros(0),
-                effort=np.zeros(0))))
+            events.append(
+                (
+                    t,
+                    "/joint_states",
+                    "sensor_msgs/msg/JointState",
+                    lambda h, t=t: T["sensor_msgs/msg/JointState"](
+                        header=h,
+                        name=names,
+                        position=np.array([*np.sin(t + np.arange(7)), 0.4]),
+                        velocity=np.zeros(0),
+                        effort=np.zeros(0),
+                    ),
+                )
+            )
         for cam, topic in ((0, "/camera/color/image_raw"), (1, "/camera_overhead/color/image_raw")):
             for k, t in enumerate(np.arange(0, seconds, 1 / 10) + 0.01 * cam):
-                events.append((t, topic, "sensor_msgs/msg/Image", lambda h, k=k, cam=cam: T["sensor_msgs/msg/Image"](
-                    header=h, height=size, width=size, encoding="rgb8", is_bigendian=0, step=size * 3,
-                    data=scene(k, size, 60 * cam).ravel())))
+                events.append(
+                    (
+                        t,
+                        topic,
+                        "sensor_msgs/msg/Image",
+                        lambda h, k=k, cam=cam: T["sensor_msgs/msg/Image"](
+                            header=h,
+                            height=size,
+                            width=size,
+                            encoding="rgb8",
+                            is_bigendian=0,
+                            step=size * 3,
+                            data=scene(k, size, 60 * cam).ravel(),
+                        ),
+                    )
+                )
         events.sort(key=lambda ev: ev[0])
         with Writer(folder / f"demo_{e:03d}", version=9, storage_plugin=StoragePlugin.MCAP) as w:
             conns = {}
@@ -83,8 +113,9 @@ def make_bags(folder: Path, episodes: int, seconds: float, size: int) -> None:
                 if topic not in conns:
                     conns[topic] = w.add_connection(topic, typ, typestore=ts)
                 ns = t0 + int(t * 1e9)
-                h = T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9),
-                                             frame_id="")
+                h = T["std_msgs/msg/Header"](
+                    stamp=T["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9), frame_id=""
+                )
                 w.write(conns[topic], ns, ts.serialize_cdr(make(h), typ))
 
 
@@ -198,8 +229,10 @@ def main() -> None:
         mapping["cameras"]["overhead"] = "/camera_overhead/color/image_raw"
         lines = bench("umi", lambda: umi.plan([work / "dataset.zarr.zip"]), work)
         lines += bench("rosbag", lambda: rosbag.plan([bags], mapping=mapping), work)
-        print(f"CPU cores: {os.cpu_count()}, load average at the end: {os.getloadavg()[0]:.1f}; a spawned worker "
-              f"takes {worker_startup():.1f} s to start and import LeRobot (paid once per worker with --workers > 1)")
+        print(
+            f"CPU cores: {os.cpu_count()}, load average at the end: {os.getloadavg()[0]:.1f}; a spawned worker "
+            f"takes {worker_startup():.1f} s to start and import LeRobot (paid once per worker with --workers > 1)"
+        )
         print("\n".join(lines))
     finally:
         if args.workdir is None:

@@ -67,18 +67,22 @@ def main() -> None:
     kw = dict(imgsz=args.size, conf=0.25, device="cpu", verbose=False)
     name0 = model.names[0]
 
-    print(f"CPU, torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}; "
-          f"{args.model}, {len(frames)} frames of {args.size}x{args.size}, batch {args.batch}")
+    print(
+        f"CPU, torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}; "
+        f"{args.model}, {len(frames)} frames of {args.size}x{args.size}, batch {args.batch}"
+    )
     figures = {
         "bare predict, 1 frame/call": rate(lambda: [model.predict(f, **kw) for f in bgr], len(bgr)),
         "bare predict, batched": rate(
-            lambda: [model.predict(bgr[i : i + args.batch], **kw) for i in range(0, len(bgr), args.batch)], len(bgr)),
+            lambda: [model.predict(bgr[i : i + args.batch], **kw) for i in range(0, len(bgr), args.batch)], len(bgr)
+        ),
     }
     for label, tracker in (("masker, tracker none", None), ("masker, ByteTrack", "bytetrack.yaml")):
         masker = UltralyticsMasker(args.model, [name0], batch=args.batch, conf=0.25, device="cpu", tracker=tracker)
         masker.model = model  # same weights as the bare loop
-        figures[label] = rate(lambda m=masker: [m.mask_episode(frames[i : i + 50]) for i in range(0, len(frames), 50)],
-                              len(frames))
+        figures[label] = rate(
+            lambda m=masker: [m.mask_episode(frames[i : i + 50]) for i in range(0, len(frames), 50)], len(frames)
+        )
     for label, fps in figures.items():
         print(f"  {label:32s} {fps:8.1f} frames/s")
 
@@ -90,15 +94,23 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp) / "ds"
             n_eps = max(1, args.frames // 50)
-            write_dataset(root, "bench/ds", 10, synthetic.features(args.size),
-                          [synthetic.job(i, length=50, image_size=args.size) for i in range(n_eps)], synthetic.produce)
+            write_dataset(
+                root,
+                "bench/ds",
+                10,
+                synthetic.features(args.size),
+                [synthetic.job(i, length=50, image_size=args.size) for i in range(n_eps)],
+                synthetic.produce,
+            )
             weights = Path(tmp) / "model.pt"
             model.save(weights)
             t = time.perf_counter()
             s = add_masks(root, "ultralytics", model=str(weights), objects=[name0], batch=args.batch, device="cpu")
             dt = time.perf_counter() - t
-            print(f"  end to end (2 cameras, decode + mask + write revision): {s.frames} frames x 2 cameras in "
-                  f"{dt:.1f} s = {2 * s.frames / dt:.1f} camera-frames/s")
+            print(
+                f"  end to end (2 cameras, decode + mask + write revision): {s.frames} frames x 2 cameras in "
+                f"{dt:.1f} s = {2 * s.frames / dt:.1f} camera-frames/s"
+            )
 
 
 if __name__ == "__main__":

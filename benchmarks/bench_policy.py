@@ -28,12 +28,15 @@ def build(policy_type: str, image_size: int, arms: int, latent_dim: int, backbon
     from glam_lerobot.policies.mip.modeling_mip import MipConfig, MipPolicy
 
     a = schema.STATE_DIM_PER_ARM * arms
-    inputs = {schema.image_key(c): PolicyFeature(FeatureType.VISUAL, (3, image_size, image_size)) for c in schema.CAMERAS}
+    inputs = {
+        schema.image_key(c): PolicyFeature(FeatureType.VISUAL, (3, image_size, image_size)) for c in schema.CAMERAS
+    }
     inputs[schema.EE_POSE] = PolicyFeature(FeatureType.STATE, (schema.EE_POSE_DIM_PER_ARM * arms,))
     inputs[schema.STATE] = PolicyFeature(FeatureType.STATE, (a,))
     outputs = {schema.ACTION: PolicyFeature(FeatureType.ACTION, (a,))}
-    common = dict(device="cpu", push_to_hub=False, input_features=inputs, output_features=outputs,
-                  vision_backbone=backbone)
+    common = dict(
+        device="cpu", push_to_hub=False, input_features=inputs, output_features=outputs, vision_backbone=backbone
+    )
     if policy_type == "glam_mip":
         return GlamMipPolicy(GlamMipConfig(latent_dim=latent_dim, **common)).eval()
     return MipPolicy(MipConfig(**common)).eval()
@@ -73,8 +76,10 @@ def main() -> None:
     runs = [("glam_mip", "cnn", args.image_size), ("mip", "cnn", args.image_size)]
     if args.dinov2:
         runs.append(("glam_mip", "dinov2_s14", args.image_size))
-    print(f"one chunk (H=20) on 1 CPU thread, {args.arms} arm(s), latent d={args.latent_dim}, "
-          f"control period {CONTROL_PERIOD_MS:.0f} ms")
+    print(
+        f"one chunk (H=20) on 1 CPU thread, {args.arms} arm(s), latent d={args.latent_dim}, "
+        f"control period {CONTROL_PERIOD_MS:.0f} ms"
+    )
     print(f"{'policy':10} {'vision':11} {'views':>9} {'params':>8} {'median ms':>10} {'p90 ms':>8} {'of period':>10}")
     for policy_type, backbone, size in runs:
         policy = build(policy_type, size, args.arms, args.latent_dim, backbone)
@@ -82,8 +87,10 @@ def main() -> None:
         times = sorted(time_chunk(policy, observation(policy, size), args.repeats if backbone == "cnn" else 5))
         med, p90 = statistics.median(times), times[int(0.9 * (len(times) - 1))]
         views = f"2x{size}px" if backbone == "cnn" else f"2x{policy.config.dinov2_image_size}px"  # DINOv2 resizes
-        print(f"{policy_type:10} {backbone:11} {views:>9} {n_params / 1e6:7.2f}M {med:10.2f} {p90:8.2f} "
-              f"{med / CONTROL_PERIOD_MS:9.1%}")
+        print(
+            f"{policy_type:10} {backbone:11} {views:>9} {n_params / 1e6:7.2f}M {med:10.2f} {p90:8.2f} "
+            f"{med / CONTROL_PERIOD_MS:9.1%}"
+        )
 
 
 if __name__ == "__main__":

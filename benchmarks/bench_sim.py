@@ -67,8 +67,10 @@ def main() -> None:
             wall, cpu = steps_per_second(args.task, emb, seeds, args.image_size, masks)
             what = "2 cameras RGB + masks" if masks else "2 cameras RGB        "
             print(f"  {emb:<7} {what}: {cpu:6.0f} steps per CPU second  ({wall:6.0f} per wall second)")
-        print(f"  {emb:<7} expert + IK + physics alone: {physics_steps_per_second(args.task, emb, seeds):6.0f} "
-              "steps per CPU second")
+        print(
+            f"  {emb:<7} expert + IK + physics alone: {physics_steps_per_second(args.task, emb, seeds):6.0f} "
+            "steps per CPU second"
+        )
     os.sched_setaffinity(0, affinity)
 
     if args.skip_write:
@@ -78,11 +80,21 @@ def main() -> None:
     try:
         for emb in EMBODIMENTS:
             t0 = time.perf_counter()
-            summary = record(args.task, emb, args.episodes, seed=0, root=work / emb, image_size=args.image_size,
-                             masks=True, workers=2)
+            summary = record(
+                args.task,
+                emb,
+                args.episodes,
+                seed=0,
+                root=work / emb,
+                image_size=args.image_size,
+                masks=True,
+                workers=2,
+            )
             dt = time.perf_counter() - t0
-            print(f"  {emb:<7} {summary.episodes} episodes, {summary.frames} frames in {dt:6.1f} s "
-                  f"-> {dt / args.episodes * 100 / 60:5.1f} min for 100 episodes (extrapolated linearly)")
+            print(
+                f"  {emb:<7} {summary.episodes} episodes, {summary.frames} frames in {dt:6.1f} s "
+                f"-> {dt / args.episodes * 100 / 60:5.1f} min for 100 episodes (extrapolated linearly)"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -35,7 +35,10 @@ def main() -> None:
             dt = (time.perf_counter() - t0) / args.seeds
             ok = args.seeds - len(failed)
             rates[task, emb] = ok / args.seeds
-            print(f"{task:<12} {emb:<10} {ok:>4}/{args.seeds:<4} {ok / args.seeds:>6.0%} {dt:>10.2f}  {failed}", flush=True)
+            print(
+                f"{task:<12} {emb:<10} {ok:>4}/{args.seeds:<4} {ok / args.seeds:>6.0%} {dt:>10.2f}  {failed}",
+                flush=True,
+            )
     if args.plot:
         plot(rates, args.seeds, args.plot)
 

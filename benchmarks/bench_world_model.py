@@ -43,15 +43,27 @@ def main() -> None:
     os.environ.setdefault("GLAM_LEROBOT_CACHE", str(tmp / "cache"))
     if args.dataset is None:
         target = tmp / "target"
-        write_dataset(target, "bench/target", 10, synthetic.features(args.image_size, True),
-                      [synthetic.job(i, args.length, args.image_size) for i in range(args.episodes)],
-                      synthetic.produce, workers=2)
+        write_dataset(
+            target,
+            "bench/target",
+            10,
+            synthetic.features(args.image_size, True),
+            [synthetic.job(i, args.length, args.image_size) for i in range(args.episodes)],
+            synthetic.produce,
+            workers=2,
+        )
     else:
         target = args.dataset
     aux = tmp / "aux"
-    write_dataset(aux, "bench/aux", 10, synthetic.features(args.image_size, False),
-                  [synthetic.job(i, args.length, args.image_size, robot=False, seed=3) for i in range(args.episodes)],
-                  synthetic.produce, workers=2)
+    write_dataset(
+        aux,
+        "bench/aux",
+        10,
+        synthetic.features(args.image_size, False),
+        [synthetic.job(i, args.length, args.image_size, robot=False, seed=3) for i in range(args.episodes)],
+        synthetic.produce,
+        workers=2,
+    )
     mixture = Mixture("bench", [DatasetRef("bench/target", None, target)], [DatasetRef("bench/aux", None, aux)])
 
     from glam_lerobot.world_model import data as wm_data
@@ -66,8 +78,9 @@ def main() -> None:
     sources = wm_data.load_mixture_sources(mixture, "rgb", progress=False)
     cached_load = time.perf_counter() - t
 
-    settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, log_every=5, save_every=10**9,
-                             threads=args.threads)
+    settings = TrainSettings(
+        steps=args.steps, batch_size=args.batch_size, log_every=5, save_every=10**9, threads=args.threads
+    )
     train = train_world_model(mixture, tmp / "wm", settings, progress=False, sources=sources)
 
     from glam_lerobot.world_model.checkpoint import load_world_model
@@ -99,18 +112,28 @@ def main() -> None:
     # relabelling through __getitem__ decodes at least one new frame per transition (frame t+1 reused as t)
     via_getitem = 1.0 / (getitem_s + infer_per_transition)
 
-    print(f"machine: {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"machine: {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     print(f"data: {frames} frames, {args.image_size}x{args.image_size}, 2 cameras")
-    print(f"decode into the frame cache (first load): {first_load:.1f} s = {frames / first_load:.0f} frames/s; "
-          f"cached load {cached_load:.2f} s")
-    print(f"training at batch {args.batch_size}: {train.samples_per_second:.1f} samples/s, "
-          f"{train.data_wait_share:.1%} of a step waiting for data ({args.steps} steps, {train.seconds:.1f} s)")
-    print(f"relabel (IDM means, frames from the cache): {n / relabel_s:.0f} transitions/s, of which frame reads "
-          f"{gather_s / relabel_s:.0%} ({2 * n / gather_s:.0f} frames/s from the cache)")
-    print(f"LeRobotDataset.__getitem__ one index at a time: {1 / getitem_s:.1f} frames/s; the same relabel fed that "
-          f"way: {via_getitem:.0f} transitions/s (cache: {n / relabel_s / via_getitem:.1f}x faster; frame reads alone "
-          f"{2 * n / gather_s * getitem_s:.0f}x faster)")
+    print(
+        f"decode into the frame cache (first load): {first_load:.1f} s = {frames / first_load:.0f} frames/s; "
+        f"cached load {cached_load:.2f} s"
+    )
+    print(
+        f"training at batch {args.batch_size}: {train.samples_per_second:.1f} samples/s, "
+        f"{train.data_wait_share:.1%} of a step waiting for data ({args.steps} steps, {train.seconds:.1f} s)"
+    )
+    print(
+        f"relabel (IDM means, frames from the cache): {n / relabel_s:.0f} transitions/s, of which frame reads "
+        f"{gather_s / relabel_s:.0%} ({2 * n / gather_s:.0f} frames/s from the cache)"
+    )
+    print(
+        f"LeRobotDataset.__getitem__ one index at a time: {1 / getitem_s:.1f} frames/s; the same relabel fed that "
+        f"way: {via_getitem:.0f} transitions/s (cache: {n / relabel_s / via_getitem:.1f}x faster; frame reads alone "
+        f"{2 * n / gather_s * getitem_s:.0f}x faster)"
+    )
     print(f"(temp files in {tmp})")
 
 

@@ -41,8 +41,14 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="glam-hub-bench-"))
     server = hubserver.start(str(work / "hub"), token=TOKEN)
-    os.environ.update(HF_ENDPOINT=server.url, HF_HUB_DISABLE_XET="1", HF_TOKEN=TOKEN, HF_HOME=str(work / "hf"),
-                      HF_LEROBOT_HOME=str(work / "lerobot"), HF_HUB_DISABLE_PROGRESS_BARS="1")
+    os.environ.update(
+        HF_ENDPOINT=server.url,
+        HF_HUB_DISABLE_XET="1",
+        HF_TOKEN=TOKEN,
+        HF_HOME=str(work / "hf"),
+        HF_LEROBOT_HOME=str(work / "lerobot"),
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+    )
     os.environ.pop("HF_HUB_OFFLINE", None)
     try:
         import numpy as np
@@ -52,20 +58,33 @@ def main() -> None:
 
         h = w = args.size
         feats = {
-            "observation.images.overhead": {"dtype": "image", "shape": (h, w, 3), "names": ["height", "width", "channels"]},
-            "observation.images.front": {"dtype": "image", "shape": (h, w, 3), "names": ["height", "width", "channels"]},
+            "observation.images.overhead": {
+                "dtype": "image",
+                "shape": (h, w, 3),
+                "names": ["height", "width", "channels"],
+            },
+            "observation.images.front": {
+                "dtype": "image",
+                "shape": (h, w, 3),
+                "names": ["height", "width", "channels"],
+            },
             schema.STATE: {"dtype": "float32", "shape": (8,), "names": schema.joint_names()},
             schema.ACTION: {"dtype": "float32", "shape": (8,), "names": schema.joint_names()},
         }
         root = work / "ds"
         rng = np.random.default_rng(0)
         t = time.perf_counter()
-        ds = LeRobotDataset.create("bench/ds", fps=10, features=feats, root=root, use_videos=False,
-                                   video_backend="pyav")
+        ds = LeRobotDataset.create(
+            "bench/ds", fps=10, features=feats, root=root, use_videos=False, video_backend="pyav"
+        )
         for _ in range(args.episodes):
             for _ in range(args.frames):
-                frame = {k: rng.integers(0, 255, ft["shape"], dtype=np.uint8) if ft["dtype"] == "image"
-                         else rng.standard_normal(ft["shape"]).astype(np.float32) for k, ft in feats.items()}
+                frame = {
+                    k: rng.integers(0, 255, ft["shape"], dtype=np.uint8)
+                    if ft["dtype"] == "image"
+                    else rng.standard_normal(ft["shape"]).astype(np.float32)
+                    for k, ft in feats.items()
+                }
                 ds.add_frame({**frame, "task": "benchmark"})
             ds.save_episode()
         ds.finalize()
@@ -73,8 +92,10 @@ def main() -> None:
         provenance.write(root, {"repo_id": "test-user/bench", "embodiment": "kinova_gen3", "task": "benchmark"})
         mb = size_of(root) / 1e6
         frames = args.episodes * args.frames
-        print(f"dataset: {args.episodes} episodes, {frames} frames, 2 cameras {h}x{w} noise PNG, {mb:.1f} MB "
-              f"(written in {time.perf_counter() - t:.1f} s)")
+        print(
+            f"dataset: {args.episodes} episodes, {frames} frames, 2 cameras {h}x{w} noise PNG, {mb:.1f} MB "
+            f"(written in {time.perf_counter() - t:.1f} s)"
+        )
 
         def timed(label: str, fn, nbytes: float | None = None):
             t0 = time.perf_counter()
@@ -91,12 +112,21 @@ def main() -> None:
         pulled = timed("pull v3.0 into a clean cache", lambda: hub.pull("test-user/bench", progress=False), mb * 1e6)
         assert pulled.files == len(first.added) + 1  # + the .gitattributes the Hub creates
         latents = np.zeros((frames, 8), np.float32)
-        child = timed("derive latents-v1 (add_features, local)", lambda: revisions.add_columns(
-            root, {schema.LATENT: (latents, {"dtype": "float32", "shape": (8,), "names": None})},
-            revision="latents-v1", command="benchmark", output_root=work / "latents"))
+        child = timed(
+            "derive latents-v1 (add_features, local)",
+            lambda: revisions.add_columns(
+                root,
+                {schema.LATENT: (latents, {"dtype": "float32", "shape": (8,), "names": None})},
+                revision="latents-v1",
+                command="benchmark",
+                output_root=work / "latents",
+            ),
+        )
         derived = timed("push derived revision (own branch + tag)", lambda: hub.push_dataset(child, "test-user/bench"))
-        print(f"  derived push sent {derived.bytes_sent / 1e6:.1f} MB: {len(derived.changed)} changed, "
-              f"{len(derived.added)} added, {derived.unchanged} unchanged files")
+        print(
+            f"  derived push sent {derived.bytes_sent / 1e6:.1f} MB: {len(derived.changed)} changed, "
+            f"{len(derived.added)} added, {derived.unchanged} unchanged files"
+        )
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS of this process: {peak:.0f} MB")
     finally:

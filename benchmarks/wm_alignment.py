@@ -51,28 +51,76 @@ def cli() -> list[str]:
 
 
 def record(work: Path) -> dict[str, Path]:
-    data = {"kinova": ("kinova", *TRAIN), "umi": ("umi", *AUX), "kinova_pairs": ("kinova", *PAIRS),
-            "umi_pairs": ("umi", *PAIRS)}
+    data = {
+        "kinova": ("kinova", *TRAIN),
+        "umi": ("umi", *AUX),
+        "kinova_pairs": ("kinova", *PAIRS),
+        "umi_pairs": ("umi", *PAIRS),
+    }
     roots = {}
     for name, (emb, n, seed) in data.items():
         root = work / "data" / f"{name}_lift"
         if not root.exists():
-            sh(cli() + ["sim", "record", "--embodiment", emb, "--task", "lift", "--episodes", str(n), "--seed",
-                        str(seed), "--root", str(root), "--image-size", "64", "--masks", "--workers", "1"])
+            sh(
+                cli()
+                + [
+                    "sim",
+                    "record",
+                    "--embodiment",
+                    emb,
+                    "--task",
+                    "lift",
+                    "--episodes",
+                    str(n),
+                    "--seed",
+                    str(seed),
+                    "--root",
+                    str(root),
+                    "--image-size",
+                    "64",
+                    "--masks",
+                    "--workers",
+                    "1",
+                ]
+            )
         roots[name] = root
     mixture = work / "mixture.yaml"
-    mixture.write_text(f"name: lift_kinova_umi\ntarget:\n  - {{repo_id: local/kinova_lift, root: {roots['kinova']}}}\n"
-                       f"auxiliary:\n  - {{repo_id: local/umi_lift, root: {roots['umi']}}}\n")
+    mixture.write_text(
+        f"name: lift_kinova_umi\ntarget:\n  - {{repo_id: local/kinova_lift, root: {roots['kinova']}}}\n"
+        f"auxiliary:\n  - {{repo_id: local/umi_lift, root: {roots['umi']}}}\n"
+    )
     roots["mixture"] = mixture
     return roots
 
 
 def train(work: Path, roots: dict, name: str, steps: int) -> tuple[Path, str]:
     out = work / name
-    cmd = cli() + ["train-wm", "--mixture", str(roots["mixture"]), "--output", str(out), "--steps", str(steps),
-                   "--batch-size", "32", "--threads", "1", "--seed", "0", "--save-every", str(steps),
-                   "--log-every", "50", "--diagnose-target", str(roots["kinova_pairs"]), "--diagnose-aux",
-                   str(roots["umi_pairs"]), "--diagnose-every", "250", *VARIANTS[name][0]]
+    cmd = cli() + [
+        "train-wm",
+        "--mixture",
+        str(roots["mixture"]),
+        "--output",
+        str(out),
+        "--steps",
+        str(steps),
+        "--batch-size",
+        "32",
+        "--threads",
+        "1",
+        "--seed",
+        "0",
+        "--save-every",
+        str(steps),
+        "--log-every",
+        "50",
+        "--diagnose-target",
+        str(roots["kinova_pairs"]),
+        "--diagnose-aux",
+        str(roots["umi_pairs"]),
+        "--diagnose-every",
+        "250",
+        *VARIANTS[name][0],
+    ]
     if not (out / "diagnostics.json").is_file():
         if out.exists():
             raise SystemExit(f"{out} holds an unfinished run: remove it")
@@ -84,8 +132,20 @@ def diagnose(roots: dict, run: Path) -> Path:
     """`glam-lerobot diagnose` of `run` on the pairs (cached); the folder holding its diagnostics.json."""
     out = run.parent / "diagnose-pairs" / run.name
     if not (out / "diagnostics.json").is_file():
-        sh(cli() + ["diagnose", "--world-model", str(run), "--target", str(roots["kinova_pairs"]), "--aux",
-                    str(roots["umi_pairs"]), "--output", str(out)])
+        sh(
+            cli()
+            + [
+                "diagnose",
+                "--world-model",
+                str(run),
+                "--target",
+                str(roots["kinova_pairs"]),
+                "--aux",
+                str(roots["umi_pairs"]),
+                "--output",
+                str(out),
+            ]
+        )
     return out
 
 
@@ -93,8 +153,16 @@ def command_of(run: Path) -> str:
     """The train-wm call that made `run`, rebuilt from the settings its config.json records."""
     config = json.loads((run / "config.json").read_text())
     settings = dict(config["training"]["settings"])
-    skip = {"diagnose_target", "diagnose_aux", "diagnose_every", "diagnose_replay", "num_workers", "save_every",
-            "log_every", "image_size"}
+    skip = {
+        "diagnose_target",
+        "diagnose_aux",
+        "diagnose_every",
+        "diagnose_replay",
+        "num_workers",
+        "save_every",
+        "log_every",
+        "image_size",
+    }
     if "min_std" in settings:  # the model's own config says which options it was built with (absent = off)
         for k in ("feature_norm", "idm_delta"):
             settings[k] = bool(config["model"].get(k))
@@ -113,20 +181,36 @@ def command_of(run: Path) -> str:
 
 def row(label: str, run: Path, what: str, command: str, diag: Path) -> dict:
     d = json.loads((diag / "diagnostics.json").read_text())
-    (src, r), = d["sources"].items()
+    ((src, r),) = d["sources"].items()
     rp = r.get("replay", {})
-    align = [json.loads(line)["align"] for line in (run / "losses.jsonl").read_text().splitlines()[-5:]] \
-        if (run / "losses.jsonl").is_file() else []
+    align = (
+        [json.loads(line)["align"] for line in (run / "losses.jsonl").read_text().splitlines()[-5:]]
+        if (run / "losses.jsonl").is_file()
+        else []
+    )
     g = d.get("grad_norms", {})
     others = max((v["idm"] for k, v in g.items() if k != "align"), default=0.0)
-    return {"variant": label, "what": what, "command": command, "distance_ratio": r["distance_ratio"],
-            "retrieval": r["retrieval"], "retrieval_chance": r["retrieval_chance"], "image_swap": r["image_swap"],
-            "action_error_umi": r.get("action_error"), "action_error_kinova": r.get("action_error_target"),
-            "action_error_encoder": r.get("action_error_encoder"),
-            "replay_umi": rp.get("aux"), "replay_kinova": rp.get("target"), "replay_encoder": rp.get("encoder"),
-            "replay_episodes": rp.get("episodes"),
-            "grad_idm_align": g.get("align", {}).get("idm"), "grad_idm_largest_other": others,
-            "align_kl_last": sum(align) / len(align) if align else None, "gate": d["gate"], "passed": d["passed"]}
+    return {
+        "variant": label,
+        "what": what,
+        "command": command,
+        "distance_ratio": r["distance_ratio"],
+        "retrieval": r["retrieval"],
+        "retrieval_chance": r["retrieval_chance"],
+        "image_swap": r["image_swap"],
+        "action_error_umi": r.get("action_error"),
+        "action_error_kinova": r.get("action_error_target"),
+        "action_error_encoder": r.get("action_error_encoder"),
+        "replay_umi": rp.get("aux"),
+        "replay_kinova": rp.get("target"),
+        "replay_encoder": rp.get("encoder"),
+        "replay_episodes": rp.get("episodes"),
+        "grad_idm_align": g.get("align", {}).get("idm"),
+        "grad_idm_largest_other": others,
+        "align_kl_last": sum(align) / len(align) if align else None,
+        "gate": d["gate"],
+        "passed": d["passed"],
+    }
 
 
 def fmt(v, pct=False):
@@ -158,7 +242,8 @@ def write_results(rows: list[dict], out: Path, steps: int) -> None:
             f"{fmt(r['retrieval_chance'], True)}) | {fmt(r['image_swap'])} | {fmt(r['action_error_umi'])} / "
             f"{fmt(r['action_error_kinova'])} / {fmt(r['action_error_encoder'])} | {r['replay_umi']}/{n} / "
             f"{r['replay_kinova']}/{n} / {r['replay_encoder']}/{n} | {fmt(r['grad_idm_align'])} / "
-            f"{fmt(r['grad_idm_largest_other'])} | {'pass' if r['passed'] else 'FAIL'} |")
+            f"{fmt(r['grad_idm_largest_other'])} | {'pass' if r['passed'] else 'FAIL'} |"
+        )
     lines += ["", "Commands:", ""] + [f"- {r['variant']}: `{r['command']}`" for r in rows]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     _plot(rows, out / "alignment.png")
@@ -173,17 +258,22 @@ def _plot(rows: list[dict], png: Path) -> None:
 
     names = [r["variant"] for r in rows]
     fig, axes = plt.subplots(1, 5, figsize=(20, 3.8))
-    panels = [("distance_ratio", "same-seed / random distance", 0.1, "<="),
-              ("retrieval", "same-step retrieval", 0.9, ">="),
-              ("image_swap", "image-swap sensitivity", 0.05, ">="),
-              ("action_error_umi", "decoded UMI action error", 0.3, "<="),
-              ("replay_share", "UMI replay / action encoder's replay", 0.8, ">=")]
+    panels = [
+        ("distance_ratio", "same-seed / random distance", 0.1, "<="),
+        ("retrieval", "same-step retrieval", 0.9, ">="),
+        ("image_swap", "image-swap sensitivity", 0.05, ">="),
+        ("action_error_umi", "decoded UMI action error", 0.3, "<="),
+        ("replay_share", "UMI replay / action encoder's replay", 0.8, ">="),
+    ]
     for r in rows:
         r.setdefault("replay_share", (r["replay_umi"] or 0) / max(r["replay_encoder"] or 0, 1))
     for ax, (key, title, gate, side) in zip(axes, panels, strict=True):
         vals = [r[key] or 0 for r in rows]
-        ax.barh(range(len(rows)), vals, color=["tab:green" if (v <= gate if side == "<=" else v >= gate)
-                                               else "tab:red" for v in vals])
+        ax.barh(
+            range(len(rows)),
+            vals,
+            color=["tab:green" if (v <= gate if side == "<=" else v >= gate) else "tab:red" for v in vals],
+        )
         ax.axvline(gate, color="k", ls=":", lw=1)
         ax.set_yticks(range(len(rows)))
         ax.set_yticklabels(names if ax is axes[0] else [""] * len(rows), fontsize=8)

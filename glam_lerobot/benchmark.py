@@ -66,38 +66,103 @@ class Scale:
 SCALES: dict[str, Scale] = {
     # The paper's data (100 Kinova + 400 UMI episodes, 3 seeds x 50 held-out rollouts) and MIP's training length
     # order; the paper gives no world-model step count, so 50k steps of 256 transitions is our choice. For a GPU.
-    "paper": Scale("paper", image_size=96, chunk=100, target_chunks=1, aux_chunks=4, third_chunks=1,
-                   wm_steps=50_000, wm_batch=256, policy_steps=100_000, policy_batch=256, mip_blocks=10,
-                   n_action_steps=8, eval_episodes=50, record_workers=8,
-                   description="paper data sizes (100 target + 400 aux), GPU training lengths, 96 px"),
+    "paper": Scale(
+        "paper",
+        image_size=96,
+        chunk=100,
+        target_chunks=1,
+        aux_chunks=4,
+        third_chunks=1,
+        wm_steps=50_000,
+        wm_batch=256,
+        policy_steps=100_000,
+        policy_batch=256,
+        mip_blocks=10,
+        n_action_steps=8,
+        eval_episodes=50,
+        record_workers=8,
+        description="paper data sizes (100 target + 400 aux), GPU training lengths, 96 px",
+    ),
     # Sized for a 2-core CPU in about an hour per seed with --jobs 2 on `lift` (the task a policy learns in CPU
     # minutes; stack_two needs far longer training): 20 target + 80 auxiliary episodes (the paper's 1:4 ratio),
     # 64 px (GLAM-O's masks are nearly empty at 32 px), 1.5k world-model and 2k policy steps, 50 held-out
     # rollouts per seed (as in the paper). The results in benchmarks/results/lift-cpu were run at 32 px.
-    "cpu": Scale("cpu", image_size=64, chunk=20, target_chunks=1, aux_chunks=4, third_chunks=1,
-                 wm_steps=1500, wm_batch=32, policy_steps=2000, policy_batch=32, mip_blocks=4,
-                 n_action_steps=8, eval_episodes=50, threads=1,
-                 scaling_target_chunks=(1, 2, 3), scaling_aux_chunks=(0, 2, 4),
-                 description="20 target + 80 aux episodes, 64 px, 1.5k WM / 2k policy steps, 50 rollouts/seed"),
+    "cpu": Scale(
+        "cpu",
+        image_size=64,
+        chunk=20,
+        target_chunks=1,
+        aux_chunks=4,
+        third_chunks=1,
+        wm_steps=1500,
+        wm_batch=32,
+        policy_steps=2000,
+        policy_batch=32,
+        mip_blocks=4,
+        n_action_steps=8,
+        eval_episodes=50,
+        threads=1,
+        scaling_target_chunks=(1, 2, 3),
+        scaling_aux_chunks=(0, 2, 4),
+        description="20 target + 80 aux episodes, 64 px, 1.5k WM / 2k policy steps, 50 rollouts/seed",
+    ),
     # What a busy shared 2-core machine (load ~15) affords in about an hour for five methods and one seed:
     # 10 target + 20 auxiliary episodes, 200 world-model and 100 policy steps, 4 rollouts. Far too little to
     # reproduce the paper (policies this short do not solve stack_two); it shows the pipeline produces numbers.
-    "small": Scale("small", image_size=32, chunk=10, target_chunks=1, aux_chunks=2, third_chunks=1,
-                   wm_steps=200, wm_batch=32, policy_steps=100, policy_batch=32, mip_blocks=4,
-                   n_action_steps=8, eval_episodes=4, threads=1,
-                   scaling_target_chunks=(1, 2, 3), scaling_aux_chunks=(0, 1, 2),
-                   description="10 target + 20 aux episodes, 32 px, 200 WM / 100 policy steps, 4 rollouts/seed"),
+    "small": Scale(
+        "small",
+        image_size=32,
+        chunk=10,
+        target_chunks=1,
+        aux_chunks=2,
+        third_chunks=1,
+        wm_steps=200,
+        wm_batch=32,
+        policy_steps=100,
+        policy_batch=32,
+        mip_blocks=4,
+        n_action_steps=8,
+        eval_episodes=4,
+        threads=1,
+        scaling_target_chunks=(1, 2, 3),
+        scaling_aux_chunks=(0, 1, 2),
+        description="10 target + 20 aux episodes, 32 px, 200 WM / 100 policy steps, 4 rollouts/seed",
+    ),
     # A smoke test of the whole pipeline (tests, first runs): nothing here can learn the task.
-    "micro": Scale("micro", image_size=32, chunk=1, target_chunks=1, aux_chunks=1, third_chunks=1,
-                   wm_steps=2, wm_batch=8, policy_steps=2, policy_batch=4, mip_blocks=1, n_action_steps=4,
-                   eval_episodes=1, eval_episode_length=4, threads=1, record_workers=1,
-                   scaling_target_chunks=(1, 2), scaling_aux_chunks=(0, 1),
-                   description="1 episode per source, 2 training steps, 1 rollout of 4 steps: plumbing only"),
+    "micro": Scale(
+        "micro",
+        image_size=32,
+        chunk=1,
+        target_chunks=1,
+        aux_chunks=1,
+        third_chunks=1,
+        wm_steps=2,
+        wm_batch=8,
+        policy_steps=2,
+        policy_batch=4,
+        mip_blocks=1,
+        n_action_steps=4,
+        eval_episodes=1,
+        eval_episode_length=4,
+        threads=1,
+        record_workers=1,
+        scaling_target_chunks=(1, 2),
+        scaling_aux_chunks=(0, 1),
+        description="1 episode per source, 2 training steps, 1 rollout of 4 steps: plumbing only",
+    ),
 }
 
 METHODS = ("mip", "clam", "clam_o", "lapa", "lapa_o", "glam", "glam_o", "glam_o_3src")
-LABELS = {"mip": "MIP", "clam": "CLAM", "clam_o": "CLAM-O", "lapa": "LAPA", "lapa_o": "LAPA-O", "glam": "GLAM",
-          "glam_o": "GLAM-O", "glam_o_3src": "GLAM-O + 3rd source"}
+LABELS = {
+    "mip": "MIP",
+    "clam": "CLAM",
+    "clam_o": "CLAM-O",
+    "lapa": "LAPA",
+    "lapa_o": "LAPA-O",
+    "glam": "GLAM",
+    "glam_o": "GLAM-O",
+    "glam_o_3src": "GLAM-O + 3rd source",
+}
 
 # seed ranges: recording chunks never overlap each other or the evaluation seeds
 TARGET_SEED0, AUX_SEED0, THIRD_SEED0, EVAL_SEED0 = 0, 1_000_000, 2_000_000, 9_000_000
@@ -172,17 +237,31 @@ class Data:
         root = self.chunk_root(kind, k)
         if (root / "meta" / "info.json").is_file():
             info = json.loads((root / "meta" / "info.json").read_text())
-            self.summaries.setdefault(root.name, {"episodes": info.get("total_episodes"),
-                                                  "frames": info.get("total_frames"), "reused": True})
+            self.summaries.setdefault(
+                root.name, {"episodes": info.get("total_episodes"), "frames": info.get("total_frames"), "reused": True}
+            )
             return root
         if root.exists():  # the writer renames only complete datasets into place; anything else is stale
             shutil.rmtree(root)
         embodiment = "umi" if kind == "aux" else "kinova"
         seed0 = {"target": TARGET_SEED0, "aux": AUX_SEED0, "third": THIRD_SEED0}[kind] + k * self.scale.chunk
-        summary = record(self.task, embodiment, self.scale.chunk, seed0, root, repo_id=f"bench/{kind}-{k:03d}",
-                         image_size=self.scale.image_size, masks=True, workers=self.scale.record_workers)
-        self.summaries[root.name] = {"episodes": summary.episodes, "frames": summary.frames,
-                                     "skipped": len(summary.skipped), "seconds": summary.seconds}
+        summary = record(
+            self.task,
+            embodiment,
+            self.scale.chunk,
+            seed0,
+            root,
+            repo_id=f"bench/{kind}-{k:03d}",
+            image_size=self.scale.image_size,
+            masks=True,
+            workers=self.scale.record_workers,
+        )
+        self.summaries[root.name] = {
+            "episodes": summary.episodes,
+            "frames": summary.frames,
+            "skipped": len(summary.skipped),
+            "seconds": summary.seconds,
+        }
         return root
 
     def target_dataset(self, chunks: int) -> tuple[str, Path]:
@@ -196,8 +275,12 @@ class Data:
 
             tmp = root.with_name(root.name + ".partial")
             shutil.rmtree(tmp, ignore_errors=True)
-            aggregate_datasets([f"bench/target-{k:03d}" for k in range(chunks)], f"bench/target-first{chunks}",
-                               roots=roots, aggr_root=tmp)
+            aggregate_datasets(
+                [f"bench/target-{k:03d}" for k in range(chunks)],
+                f"bench/target-first{chunks}",
+                roots=roots,
+                aggr_root=tmp,
+            )
             tmp.rename(root)
         return f"bench/target-first{chunks}", root
 
@@ -211,14 +294,17 @@ class Data:
     def mixture(self, run: Run, with_aux: bool):
         from glam_lerobot.mixture import DatasetRef, Mixture
 
-        target = [DatasetRef(f"bench/target-{k:03d}", root=self.ensure_chunk("target", k))
-                  for k in range(run.target_chunks)]
+        target = [
+            DatasetRef(f"bench/target-{k:03d}", root=self.ensure_chunk("target", k)) for k in range(run.target_chunks)
+        ]
         aux = []
         if with_aux:
             aux = [DatasetRef(f"bench/aux-{k:03d}", root=self.ensure_chunk("aux", k)) for k in range(run.aux_chunks)]
             if run.third:
-                aux += [DatasetRef(f"bench/third-{k:03d}", root=self.ensure_chunk("third", k))
-                        for k in range(self.scale.third_chunks)]
+                aux += [
+                    DatasetRef(f"bench/third-{k:03d}", root=self.ensure_chunk("third", k))
+                    for k in range(self.scale.third_chunks)
+                ]
         return Mixture(name=run.name.replace(".", "_"), target=target, auxiliary=aux)
 
 
@@ -283,9 +369,16 @@ def execute(run: Run, data: Data, scale: Scale, out: Path, log=print) -> dict:
         if not _done(wm):
             t = time.perf_counter()
             log(f"[{run.name} seed {run.seed}] world model ({run.world_model}, {run.input}): {scale.wm_steps} steps")
-            settings = TrainSettings(input=run.input, method=run.world_model, steps=scale.wm_steps,
-                                     batch_size=scale.wm_batch, seed=run.seed, image_size=scale.image_size,
-                                     save_every=max(scale.wm_steps // 5, 1), threads=scale.threads)
+            settings = TrainSettings(
+                input=run.input,
+                method=run.world_model,
+                steps=scale.wm_steps,
+                batch_size=scale.wm_batch,
+                seed=run.seed,
+                image_size=scale.image_size,
+                save_every=max(scale.wm_steps // 5, 1),
+                threads=scale.threads,
+            )
             from glam_lerobot.world_model.checkpoint import latest_checkpoint
 
             resume = wm.exists() and latest_checkpoint(wm) is not None  # else nothing worth keeping was written
@@ -323,14 +416,27 @@ def execute(run: Run, data: Data, scale: Scale, out: Path, log=print) -> dict:
         log(f"[{run.name} seed {run.seed}] lerobot-train --policy.type={policy_type}: {scale.policy_steps} steps")
         _fresh(policy)
         folder.joinpath("logs").mkdir(exist_ok=True)
-        _lerobot("lerobot-train", [
-            f"--policy.type={policy_type}", f"--dataset.repo_id={repo_id}", f"--dataset.root={dataset_root}",
-            "--policy.push_to_hub=false", f"--policy.device={_device()}", f"--steps={scale.policy_steps}",
-            f"--batch_size={scale.policy_batch}", f"--num_workers={_loader_workers()}", f"--seed={run.seed}",
-            f"--log_freq={max(scale.policy_steps // 20, 1)}", f"--save_freq={scale.policy_steps}",
-            f"--policy.mip_blocks={scale.mip_blocks}", f"--policy.n_action_steps={scale.n_action_steps}",
-            f"--output_dir={policy}",
-        ], folder / "logs" / "train.log", scale.threads)
+        _lerobot(
+            "lerobot-train",
+            [
+                f"--policy.type={policy_type}",
+                f"--dataset.repo_id={repo_id}",
+                f"--dataset.root={dataset_root}",
+                "--policy.push_to_hub=false",
+                f"--policy.device={_device()}",
+                f"--steps={scale.policy_steps}",
+                f"--batch_size={scale.policy_batch}",
+                f"--num_workers={_loader_workers()}",
+                f"--seed={run.seed}",
+                f"--log_freq={max(scale.policy_steps // 20, 1)}",
+                f"--save_freq={scale.policy_steps}",
+                f"--policy.mip_blocks={scale.mip_blocks}",
+                f"--policy.n_action_steps={scale.n_action_steps}",
+                f"--output_dir={policy}",
+            ],
+            folder / "logs" / "train.log",
+            scale.threads,
+        )
         _mark(policy)
         timings["policy_s"] = time.perf_counter() - t
     checkpoint = policy / "checkpoints" / "last" / "pretrained_model"
@@ -342,20 +448,39 @@ def execute(run: Run, data: Data, scale: Scale, out: Path, log=print) -> dict:
         _fresh(evaluation)
         folder.joinpath("logs").mkdir(exist_ok=True)
         length = [f"--env.episode_length={scale.eval_episode_length}"] if scale.eval_episode_length else []
-        _lerobot("lerobot-eval", [
-            f"--policy.path={checkpoint}", "--env.type=glam_kinova", f"--env.task={data.task}",
-            f"--env.image_size={scale.image_size}", *length, f"--eval.n_episodes={scale.eval_episodes}",
-            "--eval.batch_size=1", f"--seed={EVAL_SEED0 + 1000 * run.seed}", f"--policy.device={_device()}",
-            f"--output_dir={evaluation}",
-        ], folder / "logs" / "eval.log", scale.threads)
+        _lerobot(
+            "lerobot-eval",
+            [
+                f"--policy.path={checkpoint}",
+                "--env.type=glam_kinova",
+                f"--env.task={data.task}",
+                f"--env.image_size={scale.image_size}",
+                *length,
+                f"--eval.n_episodes={scale.eval_episodes}",
+                "--eval.batch_size=1",
+                f"--seed={EVAL_SEED0 + 1000 * run.seed}",
+                f"--policy.device={_device()}",
+                f"--output_dir={evaluation}",
+            ],
+            folder / "logs" / "eval.log",
+            scale.threads,
+        )
         _mark(evaluation)
         timings["eval_s"] = time.perf_counter() - t
     successes = read_successes(evaluation / "eval_info.json", scale.eval_episodes)
 
-    result = {**asdict(run), "method": method_of(run), "run": run.name, "successes": successes,
-              "k": int(sum(successes)), "n": len(successes), "rate": sum(successes) / max(len(successes), 1),
-              "eval_seeds": [EVAL_SEED0 + 1000 * run.seed + i for i in range(len(successes))],
-              "timings": timings, **extra}
+    result = {
+        **asdict(run),
+        "method": method_of(run),
+        "run": run.name,
+        "successes": successes,
+        "k": int(sum(successes)),
+        "n": len(successes),
+        "rate": sum(successes) / max(len(successes), 1),
+        "eval_seeds": [EVAL_SEED0 + 1000 * run.seed + i for i in range(len(successes))],
+        "timings": timings,
+        **extra,
+    }
     tmp = result_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=2, default=str) + "\n")
     tmp.rename(result_path)
@@ -395,8 +520,9 @@ def execute_all(runs: list[Run], data: Data, scale: Scale, out: Path, jobs: int 
             for future in cf.as_completed(futures):
                 collect(futures[future], future.result)
     if errors:
-        raise RuntimeError(f"{len(errors)} of {len(runs)} runs failed (the others are cached; rerun to retry):\n"
-                           + "\n".join(errors))
+        raise RuntimeError(
+            f"{len(errors)} of {len(runs)} runs failed (the others are cached; rerun to retry):\n" + "\n".join(errors)
+        )
     for r, run in zip(results, runs, strict=True):
         r["method"] = method_of(run)  # the row's label in the table (glam_o with the third source: glam_o_3src)
     return results
@@ -446,24 +572,36 @@ def compare(summary: dict, ours: str = "glam_o") -> dict | None:
 
 
 def markdown_table(summary: dict, comparison: dict | None, scale: Scale, task: str, seeds: int) -> str:
-    lines = [f"# {task}: success rates ({scale.name} scale)", "",
-             f"Scale: {scale.description}. {seeds} training seed(s) x {scale.eval_episodes} held-out rollouts; "
-             "95% Wilson intervals of the pooled rate.", "",
-             "| method | successes | rate | 95% Wilson | per seed |", "|---|---|---|---|---|"]
+    lines = [
+        f"# {task}: success rates ({scale.name} scale)",
+        "",
+        f"Scale: {scale.description}. {seeds} training seed(s) x {scale.eval_episodes} held-out rollouts; "
+        "95% Wilson intervals of the pooled rate.",
+        "",
+        "| method | successes | rate | 95% Wilson | per seed |",
+        "|---|---|---|---|---|",
+    ]
     for m in [x for x in METHODS if x in summary]:
         s = summary[m]
         per = ", ".join(f"{v:.0%}" for _, v in sorted(s["per_seed"].items()))
-        lines.append(f"| {LABELS[m]} | {s['k']}/{s['n']} | {s['rate']:.1%} | "
-                     f"[{s['wilson95'][0]:.1%}, {s['wilson95'][1]:.1%}] | {per} |")
+        lines.append(
+            f"| {LABELS[m]} | {s['k']}/{s['n']} | {s['rate']:.1%} | "
+            f"[{s['wilson95'][0]:.1%}, {s['wilson95'][1]:.1%}] | {per} |"
+        )
     if comparison:
         c = comparison
-        lines += ["", f"{LABELS[c['ours']]} minus the best baseline ({LABELS[c['best_baseline']]}): "
-                      f"{c['difference']:+.1%}, 95% Newcombe-Wilson [{c['newcombe_wilson95'][0]:+.1%}, "
-                      f"{c['newcombe_wilson95'][1]:+.1%}]"]
+        lines += [
+            "",
+            f"{LABELS[c['ours']]} minus the best baseline ({LABELS[c['best_baseline']]}): "
+            f"{c['difference']:+.1%}, 95% Newcombe-Wilson [{c['newcombe_wilson95'][0]:+.1%}, "
+            f"{c['newcombe_wilson95'][1]:+.1%}]",
+        ]
     books = {m: s["codebook"] for m, s in summary.items() if "codebook" in s}
     for m, per_seed in books.items():
-        vals = "; ".join(f"seed {k}: perplexity {v['perplexity']:.2f}, {v['fraction_used']:.0%} of codes used"
-                         for k, v in sorted(per_seed.items()))
+        vals = "; ".join(
+            f"seed {k}: perplexity {v['perplexity']:.2f}, {v['fraction_used']:.0%} of codes used"
+            for k, v in sorted(per_seed.items())
+        )
         lines += ["", f"{LABELS[m]} codebook use over training: {vals}"]
     return "\n".join(lines) + "\n"
 
@@ -488,8 +626,10 @@ def bar_chart(summary: dict, comparison: dict | None, path: Path, title: str) ->
     ax.set_ylabel("success rate (95% Wilson)")
     if comparison:
         c = comparison
-        title += (f"\n{LABELS[c['ours']]} - {LABELS[c['best_baseline']]}: {c['difference']:+.0%} "
-                  f"[{c['newcombe_wilson95'][0]:+.0%}, {c['newcombe_wilson95'][1]:+.0%}] (Newcombe-Wilson 95%)")
+        title += (
+            f"\n{LABELS[c['ours']]} - {LABELS[c['best_baseline']]}: {c['difference']:+.0%} "
+            f"[{c['newcombe_wilson95'][0]:+.0%}, {c['newcombe_wilson95'][1]:+.0%}] (Newcombe-Wilson 95%)"
+        )
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -502,8 +642,15 @@ def scaling_summary(results: list[dict], scale: Scale) -> dict:
     for r in results:
         key = "mip" if r["method"] == "mip" else "glam_o"
         episodes = (r["target_chunks"] + r["aux_chunks"]) * scale.chunk
-        point = curves[key].setdefault(episodes, {"k": 0, "n": 0, "target_episodes": r["target_chunks"] * scale.chunk,
-                                                  "aux_episodes": r["aux_chunks"] * scale.chunk})
+        point = curves[key].setdefault(
+            episodes,
+            {
+                "k": 0,
+                "n": 0,
+                "target_episodes": r["target_chunks"] * scale.chunk,
+                "aux_episodes": r["aux_chunks"] * scale.chunk,
+            },
+        )
         point["k"] += r["k"]
         point["n"] += r["n"]
     for points in curves.values():
@@ -521,8 +668,10 @@ def scaling_plot(curves: dict, path: Path, title: str) -> None:
 
     fig, ax = plt.subplots(figsize=(5, 3.6))
     top = max((int(k) for points in curves.values() for k in points), default=1)
-    for m, label, colour, shift in (("mip", "MIP: more target episodes", "tab:gray", -0.01 * top),
-                                    ("glam_o", "GLAM-O: target + more auxiliary", "tab:green", 0.01 * top)):
+    for m, label, colour, shift in (
+        ("mip", "MIP: more target episodes", "tab:gray", -0.01 * top),
+        ("glam_o", "GLAM-O: target + more auxiliary", "tab:green", 0.01 * top),
+    ):
         pts = sorted(curves.get(m, {}).items(), key=lambda kv: int(kv[0]))
         if not pts:
             continue
@@ -559,8 +708,17 @@ def check_request(task: str, methods: list[str], seeds: int, scale: str) -> Scal
     return SCALES[scale]
 
 
-def run_benchmark(task: str, methods: list[str], seeds: int, scale: str | Scale, output: Path | str,
-                  scaling: bool = False, data_dir: Path | str | None = None, jobs: int = 1, log=print) -> dict:
+def run_benchmark(
+    task: str,
+    methods: list[str],
+    seeds: int,
+    scale: str | Scale,
+    output: Path | str,
+    scaling: bool = False,
+    data_dir: Path | str | None = None,
+    jobs: int = 1,
+    log=print,
+) -> dict:
     """Record or reuse the data, train and evaluate every (method, seed), `jobs` runs at a time, and write the
     table, plots and JSON."""
     sc = scale if isinstance(scale, Scale) else check_request(task, methods, seeds, scale)
@@ -571,8 +729,10 @@ def run_benchmark(task: str, methods: list[str], seeds: int, scale: str | Scale,
     if settings_path.is_file():
         before = json.loads(settings_path.read_text())
         if before["task"] != task or before["scale"] != json.loads(json.dumps(asdict(sc))):
-            raise ValueError(f"{out} holds a benchmark of task {before['task']!r} at scale "
-                             f"{before['scale']['name']!r} with other settings; choose another --output")
+            raise ValueError(
+                f"{out} holds a benchmark of task {before['task']!r} at scale "
+                f"{before['scale']['name']!r} with other settings; choose another --output"
+            )
     settings_path.write_text(json.dumps(settings, indent=2) + "\n")
     data = Data(Path(data_dir) if data_dir else out / "data", task, sc)
     data.root.mkdir(parents=True, exist_ok=True)
@@ -588,16 +748,28 @@ def run_benchmark(task: str, methods: list[str], seeds: int, scale: str | Scale,
     main = [r for r, run in zip(results, runs + extra, strict=True) if run in runs]
     summary = summarise(main)
     comparison = compare(summary)
-    report = {"task": task, "scale": asdict(sc), "seeds": seeds, "methods": methods, "summary": summary,
-              "comparison": comparison, "runs": results, "data": data.summaries,
-              "runs_reused": reused, "runs_trained": len(results) - reused,
-              "seconds": time.perf_counter() - t0}
+    report = {
+        "task": task,
+        "scale": asdict(sc),
+        "seeds": seeds,
+        "methods": methods,
+        "summary": summary,
+        "comparison": comparison,
+        "runs": results,
+        "data": data.summaries,
+        "runs_reused": reused,
+        "runs_trained": len(results) - reused,
+        "seconds": time.perf_counter() - t0,
+    }
     (out / "results.md").write_text(markdown_table(summary, comparison, sc, task, seeds))
     bar_chart(summary, comparison, out / "success_rates.png", f"{task}, {sc.name} scale, {seeds} seed(s)")
     if scaling:
-        scaling_results = [r for r, run in zip(results, runs + extra, strict=True)
-                           if (run.method == "mip" and run.aux_chunks == 0 and not run.third)
-                           or (run.method == "glam_o" and run.target_chunks == 1 and not run.third)]
+        scaling_results = [
+            r
+            for r, run in zip(results, runs + extra, strict=True)
+            if (run.method == "mip" and run.aux_chunks == 0 and not run.third)
+            or (run.method == "glam_o" and run.target_chunks == 1 and not run.third)
+        ]
         report["scaling"] = scaling_summary(scaling_results, sc)
         scaling_plot(report["scaling"], out / "scaling.png", f"{task}: data scaling ({sc.name} scale)")
     tmp = out / "results.json.tmp"
@@ -610,15 +782,20 @@ def summary_lines(report: dict, output: Path) -> list[str]:
     lines = []
     for m in [x for x in METHODS if x in report["summary"]]:
         s = report["summary"][m]
-        lines.append(f"{LABELS[m]:<20} {s['k']:>4}/{s['n']:<4} {s['rate']:6.1%}  "
-                     f"95% Wilson [{s['wilson95'][0]:.1%}, {s['wilson95'][1]:.1%}]")
+        lines.append(
+            f"{LABELS[m]:<20} {s['k']:>4}/{s['n']:<4} {s['rate']:6.1%}  "
+            f"95% Wilson [{s['wilson95'][0]:.1%}, {s['wilson95'][1]:.1%}]"
+        )
     c = report.get("comparison")
     if c:
-        lines.append(f"{LABELS[c['ours']]} - {LABELS[c['best_baseline']]}: {c['difference']:+.1%} "
-                     f"(95% Newcombe-Wilson [{c['newcombe_wilson95'][0]:+.1%}, {c['newcombe_wilson95'][1]:+.1%}])")
-    lines.append(f"{report['runs_trained']} run(s) trained, {report['runs_reused']} reused from the cache, "
-                 f"in {report['seconds']:.0f} s")
+        lines.append(
+            f"{LABELS[c['ours']]} - {LABELS[c['best_baseline']]}: {c['difference']:+.1%} "
+            f"(95% Newcombe-Wilson [{c['newcombe_wilson95'][0]:+.1%}, {c['newcombe_wilson95'][1]:+.1%}])"
+        )
+    lines.append(
+        f"{report['runs_trained']} run(s) trained, {report['runs_reused']} reused from the cache, "
+        f"in {report['seconds']:.0f} s"
+    )
     written = ["results.json", "results.md", "success_rates.png"] + (["scaling.png"] if "scaling" in report else [])
     lines.append(f"wrote {', '.join(str(Path(output) / w) for w in written)}")
     return lines
-

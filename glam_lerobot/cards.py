@@ -86,8 +86,11 @@ def dataset_card_text(root: Path | str, repo_id: str | None = None) -> str:
     glam = provenance.read(root)
     repo_id = repo_id or glam.get("repo_id") or root.name
     license_ = glam.get("license") or DEFAULT_LICENSE
-    history = [{"command": h.get("command"), "columns": _step_columns(h), "model": h.get("model")}
-               for h in glam.get("history", []) if isinstance(h, dict)]
+    history = [
+        {"command": h.get("command"), "columns": _step_columns(h), "model": h.get("model")}
+        for h in glam.get("history", [])
+        if isinstance(h, dict)
+    ]
     models = [h for h in history if h.get("model")]
     tags = ["LeRobot", "glam-lerobot"]
     for t in (glam.get("embodiment"), glam.get("task")):
@@ -110,9 +113,14 @@ def dataset_card_text(root: Path | str, repo_id: str | None = None) -> str:
     ]
     source = glam.get("source") if isinstance(glam.get("source"), dict) else None
     if source is not None:
-        source = {"format": source.get("format"), "command": source.get("command"), "mapping": source.get("mapping"),
-                  "files": [f if isinstance(f, dict) else {"path": f, "bytes": "", "sha256": ""}
-                            for f in source.get("files") or []]}
+        source = {
+            "format": source.get("format"),
+            "command": source.get("command"),
+            "mapping": source.get("mapping"),
+            "files": [
+                f if isinstance(f, dict) else {"path": f, "bytes": "", "sha256": ""} for f in source.get("files") or []
+            ],
+        }
         for f in source["files"]:
             f.setdefault("bytes", "")
             f.setdefault("sha256", "")

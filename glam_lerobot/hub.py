@@ -83,9 +83,11 @@ class PullSummary:
     downloaded_bytes: int = 0
 
     def lines(self) -> list[str]:
-        return [f"{self.repo_type} {self.repo_id}@{self.revision} (commit {self.commit[:12]}) -> {self.root}",
-                f"  {self.files} files, {_mb(self.bytes)}; downloaded {self.downloaded} files, "
-                f"{_mb(self.downloaded_bytes)} (the rest were already here)"]
+        return [
+            f"{self.repo_type} {self.repo_id}@{self.revision} (commit {self.commit[:12]}) -> {self.root}",
+            f"  {self.files} files, {_mb(self.bytes)}; downloaded {self.downloaded} files, "
+            f"{_mb(self.downloaded_bytes)} (the rest were already here)",
+        ]
 
 
 @dataclass
@@ -131,8 +133,10 @@ def _explain(e: Exception, what: str, endpoint: str | None) -> HubError:
     at = _endpoint(endpoint)
     status = getattr(getattr(e, "response", None), "status_code", None)
     if status == 401 or (isinstance(e, errors.HfHubHTTPError) and "Invalid credentials" in str(e)):
-        return HubError(f"{what}: the Hub at {at} refused the token (401). Log in with `hf auth login` or set "
-                        "HF_TOKEN to a token with write access.")
+        return HubError(
+            f"{what}: the Hub at {at} refused the token (401). Log in with `hf auth login` or set "
+            "HF_TOKEN to a token with write access."
+        )
     if isinstance(e, errors.RevisionNotFoundError):
         return HubError(f"{what}: no such revision ({e.server_message or 'revision not found'})")
     if isinstance(e, errors.RepositoryNotFoundError):
@@ -142,8 +146,10 @@ def _explain(e: Exception, what: str, endpoint: str | None) -> HubError:
     if isinstance(e, errors.EntryNotFoundError):
         return HubError(f"{what}: file not found ({e})")
     if isinstance(e, (httpx.TransportError, ConnectionError, errors.OfflineModeIsEnabled)):
-        return HubError(f"{what}: lost the connection to {at} ({type(e).__name__}: {e}). Nothing half-done is "
-                        "visible on the Hub; run the same command again to finish (uploaded files are not resent).")
+        return HubError(
+            f"{what}: lost the connection to {at} ({type(e).__name__}: {e}). Nothing half-done is "
+            "visible on the Hub; run the same command again to finish (uploaded files are not resent)."
+        )
     if isinstance(e, errors.HfHubHTTPError):
         return HubError(f"{what}: the Hub at {at} answered {status}: {e.server_message or e}")
     return HubError(f"{what}: {type(e).__name__}: {e}")
@@ -155,14 +161,19 @@ def _call(what: str, endpoint: str | None, fn, /, *args, **kwargs):
 
     try:
         return fn(*args, **kwargs)
-    except (errors.HfHubHTTPError, httpx.HTTPError, ConnectionError, errors.OfflineModeIsEnabled,
-            errors.LocalEntryNotFoundError) as e:
+    except (
+        errors.HfHubHTTPError,
+        httpx.HTTPError,
+        ConnectionError,
+        errors.OfflineModeIsEnabled,
+        errors.LocalEntryNotFoundError,
+    ) as e:
         raise _explain(e, what, endpoint) from e
 
 
 # ---------------------------------------------------------------- what a folder is
 def folder_kind(folder: Path | str) -> str:
-    """"dataset" (meta/info.json) or "model" (model.safetensors + a config), else HubError."""
+    """ "dataset" (meta/info.json) or "model" (model.safetensors + a config), else HubError."""
     folder = Path(folder)
     if (folder / "meta" / "info.json").is_file():
         return "dataset"
@@ -170,8 +181,10 @@ def folder_kind(folder: Path | str) -> str:
         return "model"
     if not folder.is_dir():
         raise HubError(f"{folder}: no such folder")
-    raise HubError(f"{folder}: neither a LeRobot dataset (meta/info.json) nor a world-model checkpoint "
-                   f"({MODEL_WEIGHTS} + {' or '.join(MODEL_CONFIGS)})")
+    raise HubError(
+        f"{folder}: neither a LeRobot dataset (meta/info.json) nor a world-model checkpoint "
+        f"({MODEL_WEIGHTS} + {' or '.join(MODEL_CONFIGS)})"
+    )
 
 
 def validate_dataset(root: Path | str, repo_id: str = "local/validate") -> dict:
@@ -189,8 +202,10 @@ def validate_dataset(root: Path | str, repo_id: str = "local/validate") -> dict:
         if key not in info:
             raise HubError(f"{info_path}: missing field '{key}'")
     if not str(info["codebase_version"]).startswith("v3."):
-        raise HubError(f"{info_path}: codebase_version {info['codebase_version']!r}; only LeRobot v3 datasets "
-                       "are supported (convert with lerobot's convert_dataset_v21_to_v30)")
+        raise HubError(
+            f"{info_path}: codebase_version {info['codebase_version']!r}; only LeRobot v3 datasets "
+            "are supported (convert with lerobot's convert_dataset_v21_to_v30)"
+        )
     from lerobot.datasets.dataset_metadata import LeRobotDatasetMetadata
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
@@ -215,8 +230,9 @@ def validate_dataset(root: Path | str, repo_id: str = "local/validate") -> dict:
     episodes = ds.meta.episodes
     n_rows = len(ds.hf_dataset)
     if info["total_episodes"] != len(episodes):
-        raise HubError(f"{info_path}: total_episodes is {info['total_episodes']} but meta/episodes lists "
-                       f"{len(episodes)} episodes")
+        raise HubError(
+            f"{info_path}: total_episodes is {info['total_episodes']} but meta/episodes lists {len(episodes)} episodes"
+        )
     if info["total_frames"] != n_rows:
         raise HubError(f"{info_path}: total_frames is {info['total_frames']} but data/ holds {n_rows} frames")
     lengths = sum(int(x) for x in episodes["length"])
@@ -225,8 +241,10 @@ def validate_dataset(root: Path | str, repo_id: str = "local/validate") -> dict:
     data_eps = {int(x) for x in ds.hf_dataset.unique("episode_index")}
     listed = {int(x) for x in episodes["episode_index"]}
     if data_eps != listed:
-        raise HubError(f"{root}/data: episode_index values {sorted(data_eps ^ listed)[:5]} are in the data or in "
-                       "meta/episodes but not both")
+        raise HubError(
+            f"{root}/data: episode_index values {sorted(data_eps ^ listed)[:5]} are in the data or in "
+            "meta/episodes but not both"
+        )
     columns = set(ds.hf_dataset.column_names)
     for key, ft in info["features"].items():
         if ft.get("dtype") != "video" and key not in columns:
@@ -265,8 +283,9 @@ def _remote_files(hf, repo_id: str, repo_type: str, revision: str) -> dict[str, 
 
     try:
         tree = hf.list_repo_tree(repo_id, repo_type=repo_type, revision=revision, recursive=True)
-        return {e.path: ((e.lfs.sha256, True) if e.lfs else (e.blob_id, False))
-                for e in tree if isinstance(e, RepoFile)}
+        return {
+            e.path: ((e.lfs.sha256, True) if e.lfs else (e.blob_id, False)) for e in tree if isinstance(e, RepoFile)
+        }
     except errors.RevisionNotFoundError:
         return {}
 
@@ -277,12 +296,19 @@ def _refs(hf, repo_id: str, repo_type: str) -> tuple[dict[str, str], dict[str, s
 
 
 # ---------------------------------------------------------------- push
-def push(folder: Path | str, repo_id: str, revision: str | None = None, *, private: bool | None = None,
-         token: str | None = None, endpoint: str | None = None, message: str | None = None) -> PushSummary:
+def push(
+    folder: Path | str,
+    repo_id: str,
+    revision: str | None = None,
+    *,
+    private: bool | None = None,
+    token: str | None = None,
+    endpoint: str | None = None,
+    message: str | None = None,
+) -> PushSummary:
     """Push a dataset or a world-model checkpoint folder (detected from its files)."""
     if folder_kind(folder) == "dataset":
-        return push_dataset(folder, repo_id, revision, private=private, token=token, endpoint=endpoint,
-                            message=message)
+        return push_dataset(folder, repo_id, revision, private=private, token=token, endpoint=endpoint, message=message)
     return push_model(folder, repo_id, revision, private=private, token=token, endpoint=endpoint, message=message)
 
 
@@ -295,17 +321,29 @@ def dataset_branch(glam: dict, revision: str | None) -> tuple[str, bool]:
         return revision or "main", False
     name = revision or glam.get("revision")
     if not name:
-        raise HubError("a derived dataset (meta/glam.json has a parent) needs a revision name: pass --revision "
-                       "or record `revision` in meta/glam.json")
+        raise HubError(
+            "a derived dataset (meta/glam.json has a parent) needs a revision name: pass --revision "
+            "or record `revision` in meta/glam.json"
+        )
     parent_rev = parent.get("revision") if isinstance(parent, dict) else None
     if name in ("main", CODEBASE_TAG) or (parent_rev and name == parent_rev):
-        raise HubError(f"a derived dataset goes to its own branch, never over its parent: revision {name!r} "
-                       f"is {'the parent revision' if name == parent_rev else 'reserved'}; choose a new name")
+        raise HubError(
+            f"a derived dataset goes to its own branch, never over its parent: revision {name!r} "
+            f"is {'the parent revision' if name == parent_rev else 'reserved'}; choose a new name"
+        )
     return name, True
 
 
-def push_dataset(root: Path | str, repo_id: str, revision: str | None = None, *, private: bool | None = None,
-                 token: str | None = None, endpoint: str | None = None, message: str | None = None) -> PushSummary:
+def push_dataset(
+    root: Path | str,
+    repo_id: str,
+    revision: str | None = None,
+    *,
+    private: bool | None = None,
+    token: str | None = None,
+    endpoint: str | None = None,
+    message: str | None = None,
+) -> PushSummary:
     """Validate, then push the LeRobot dataset at `root` as one commit (see the module docstring for branches)."""
     from glam_lerobot import cards
 
@@ -322,9 +360,19 @@ def push_dataset(root: Path | str, repo_id: str, revision: str | None = None, *,
     else:
         tags = [CODEBASE_TAG] if branch == "main" else [branch]
     card = cards.dataset_card_text(root, repo_id).encode()
-    summary = _push_folder(root, repo_id, "dataset", branch, tags=tags, start=start, readme=card,
-                           private=private, token=token, endpoint=endpoint,
-                           message=message or _dataset_message(glam, branch, derived))
+    summary = _push_folder(
+        root,
+        repo_id,
+        "dataset",
+        branch,
+        tags=tags,
+        start=start,
+        readme=card,
+        private=private,
+        token=token,
+        endpoint=endpoint,
+        message=message or _dataset_message(glam, branch, derived),
+    )
     return summary
 
 
@@ -336,8 +384,16 @@ def _dataset_message(glam: dict, branch: str, derived: bool) -> str:
     return f"Revision {branch}: " + (f"add {', '.join(cols)}" if cols else "derived dataset")
 
 
-def push_model(folder: Path | str, repo_id: str, revision: str | None = None, *, private: bool | None = None,
-               token: str | None = None, endpoint: str | None = None, message: str | None = None) -> PushSummary:
+def push_model(
+    folder: Path | str,
+    repo_id: str,
+    revision: str | None = None,
+    *,
+    private: bool | None = None,
+    token: str | None = None,
+    endpoint: str | None = None,
+    message: str | None = None,
+) -> PushSummary:
     """Push a world-model checkpoint folder (model.safetensors + config) to a model repo, with a model card."""
     from glam_lerobot import cards
 
@@ -348,8 +404,11 @@ def push_model(folder: Path | str, repo_id: str, revision: str | None = None, *,
     try:
         import yaml
 
-        config = json.loads(config_path.read_text()) if config_path.suffix == ".json" else \
-            yaml.safe_load(config_path.read_text())
+        config = (
+            json.loads(config_path.read_text())
+            if config_path.suffix == ".json"
+            else yaml.safe_load(config_path.read_text())
+        )
     except Exception as e:
         raise HubError(f"{config_path}: not readable ({e})") from e
     from safetensors import safe_open
@@ -361,13 +420,35 @@ def push_model(folder: Path | str, repo_id: str, revision: str | None = None, *,
         raise HubError(f"{folder / MODEL_WEIGHTS}: not a readable safetensors file ({e})") from e
     branch = revision or "main"
     readme = None if (folder / "README.md").is_file() else cards.model_card_text(folder, config, repo_id).encode()
-    return _push_folder(folder, repo_id, "model", branch, tags=[], start=None, readme=readme, private=private,
-                        token=token, endpoint=endpoint, message=message or "Upload GLAM world model")
+    return _push_folder(
+        folder,
+        repo_id,
+        "model",
+        branch,
+        tags=[],
+        start=None,
+        readme=readme,
+        private=private,
+        token=token,
+        endpoint=endpoint,
+        message=message or "Upload GLAM world model",
+    )
 
 
-def _push_folder(folder: Path, repo_id: str, repo_type: str, branch: str, *, tags: list[str], start: str | None,
-                 readme: bytes | None, private: bool | None, token: str | None, endpoint: str | None,
-                 message: str) -> PushSummary:
+def _push_folder(
+    folder: Path,
+    repo_id: str,
+    repo_type: str,
+    branch: str,
+    *,
+    tags: list[str],
+    start: str | None,
+    readme: bytes | None,
+    private: bool | None,
+    token: str | None,
+    endpoint: str | None,
+    message: str,
+) -> PushSummary:
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
     what = f"push {folder} to {repo_type} {repo_id}@{branch}"
@@ -408,8 +489,15 @@ def _push_folder(folder: Path, repo_id: str, repo_type: str, branch: str, *, tag
 
     if additions:
         # LFS objects first, against a branch that already exists: a push that dies here leaves no trace.
-        _call(what, endpoint, hf.preupload_lfs_files, repo_id, additions=additions, repo_type=repo_type,
-              revision="main" if new_branch else branch)
+        _call(
+            what,
+            endpoint,
+            hf.preupload_lfs_files,
+            repo_id,
+            additions=additions,
+            repo_type=repo_type,
+            revision="main" if new_branch else branch,
+        )
     staging = STAGING_PREFIX + branch
     if staging in branches:  # left by an earlier push of this revision that died (or could not clean up)
         _call(what, endpoint, hf.delete_branch, repo_id, branch=staging, repo_type=repo_type)
@@ -418,8 +506,17 @@ def _push_folder(folder: Path, repo_id: str, repo_type: str, branch: str, *, tag
         # branch with the revision's name get created, at that commit. A push that dies half way leaves no
         # branch named like a finished revision, only the staging branch, which the next push removes.
         _call(what, endpoint, hf.create_branch, repo_id, branch=staging, revision=base, repo_type=repo_type)
-        info = _call(what, endpoint, hf.create_commit, repo_id, operations=additions + deletions,
-                     commit_message=message, commit_description=PUSH_MARK, repo_type=repo_type, revision=staging)
+        info = _call(
+            what,
+            endpoint,
+            hf.create_commit,
+            repo_id,
+            operations=additions + deletions,
+            commit_message=message,
+            commit_description=PUSH_MARK,
+            repo_type=repo_type,
+            revision=staging,
+        )
         _call(what, endpoint, hf.create_branch, repo_id, branch=branch, revision=info.oid, repo_type=repo_type)
         # the revision is complete; should this fail, `revisions` hides the leftover and the next push removes it
         with contextlib.suppress(Exception):
@@ -428,8 +525,17 @@ def _push_folder(folder: Path, repo_id: str, repo_type: str, branch: str, *, tag
     elif new_branch:  # nothing differs from the start: the revision is its start commit
         _call(what, endpoint, hf.create_branch, repo_id, branch=branch, revision=base, repo_type=repo_type)
     elif additions or deletions:
-        info = _call(what, endpoint, hf.create_commit, repo_id, operations=additions + deletions,
-                     commit_message=message, commit_description=PUSH_MARK, repo_type=repo_type, revision=branch)
+        info = _call(
+            what,
+            endpoint,
+            hf.create_commit,
+            repo_id,
+            operations=additions + deletions,
+            commit_message=message,
+            commit_description=PUSH_MARK,
+            repo_type=repo_type,
+            revision=branch,
+        )
         summary.commit = info.oid
     for tag in tags:
         _retag(hf, repo_id, repo_type, tag, branch, what, endpoint)
@@ -471,8 +577,9 @@ def _repo_type(hf, repo_id: str, repo_type: str | None, what: str, endpoint: str
             continue
         except Exception as e:
             raise _explain(e, what, endpoint) from e
-    raise HubError(f"{what}: no dataset or model repository {repo_id} on {_endpoint(endpoint)} "
-                   "(or your token cannot see it)")
+    raise HubError(
+        f"{what}: no dataset or model repository {repo_id} on {_endpoint(endpoint)} (or your token cannot see it)"
+    )
 
 
 def _missing_revision(hf, repo_id: str, repo_type: str, revision: str, what: str) -> HubError:
@@ -484,7 +591,7 @@ def _missing_revision(hf, repo_id: str, repo_type: str, revision: str, what: str
         branches = {}
     hint = ""
     if STAGING_PREFIX + revision in branches:
-        hint = (f"; a push of {revision!r} was interrupted before the revision appeared: run the same push again")
+        hint = f"; a push of {revision!r} was interrupted before the revision appeared: run the same push again"
     return HubError(f"{what}: {repo_type} {repo_id} has no revision {revision!r} ({have}){hint}")
 
 
@@ -502,9 +609,11 @@ def _check_tag_current(hf, repo_id: str, what: str) -> None:
     except Exception:
         return
     if PUSH_MARK in (head.message or ""):
-        raise HubError(f"{what}: the {CODEBASE_TAG} tag of {repo_id} is behind main, whose last commit "
-                       f"({head.commit_id[:8]}, {head.title!r}) is a push that was interrupted before it moved the "
-                       f"tag: run the same push again (or pull --revision main)")
+        raise HubError(
+            f"{what}: the {CODEBASE_TAG} tag of {repo_id} is behind main, whose last commit "
+            f"({head.commit_id[:8]}, {head.title!r}) is a push that was interrupted before it moved the "
+            f"tag: run the same push again (or pull --revision main)"
+        )
 
 
 def _check_revision_content(path: Path, repo_id: str, rev: str, what: str) -> None:
@@ -516,22 +625,34 @@ def _check_revision_content(path: Path, repo_id: str, rev: str, what: str) -> No
     features = json.loads((path / "meta" / "info.json").read_text()).get("features", {})
     recorded = glam.get("revision")
     if recorded and rev not in (recorded, "main", CODEBASE_TAG) and not _looks_like_commit(rev):
-        raise HubError(f"{what}: revision {rev!r} holds the dataset of revision {recorded!r} (meta/glam.json): a "
-                       "push that did not finish; push the revision again")
+        raise HubError(
+            f"{what}: revision {rev!r} holds the dataset of revision {recorded!r} (meta/glam.json): a "
+            "push that did not finish; push the revision again"
+        )
     added = [c for step in glam.get("history") or [] for c in step.get("columns") or []]
     missing = [c for c in added if c not in features]
     if missing:
-        raise HubError(f"{what}: meta/glam.json of {repo_id}@{rev} records the columns {missing} but meta/info.json "
-                       "does not have them: a half-written revision; push it again")
+        raise HubError(
+            f"{what}: meta/glam.json of {repo_id}@{rev} records the columns {missing} but meta/info.json "
+            "does not have them: a half-written revision; push it again"
+        )
 
 
 def _looks_like_commit(rev: str) -> bool:
     return len(rev) >= 7 and all(ch in "0123456789abcdef" for ch in rev)
 
 
-def pull(repo_id: str, revision: str | None = None, root: Path | str | None = None, *,
-         repo_type: str | None = None, local_only: bool = False, token: str | None = None,
-         endpoint: str | None = None, progress: bool = True) -> PullSummary:
+def pull(
+    repo_id: str,
+    revision: str | None = None,
+    root: Path | str | None = None,
+    *,
+    repo_type: str | None = None,
+    local_only: bool = False,
+    token: str | None = None,
+    endpoint: str | None = None,
+    progress: bool = True,
+) -> PullSummary:
     """Download a dataset (default revision: the `v3.0` tag) or model (default: main) at a revision.
 
     With `root`, files land there (files the revision does not have are removed, so a root never mixes two
@@ -548,8 +669,9 @@ def pull(repo_id: str, revision: str | None = None, root: Path | str | None = No
     rev = revision or (CODEBASE_TAG if repo_type == "dataset" else "main")
     if repo_type == "dataset" and rev == CODEBASE_TAG and not local_only:
         _check_tag_current(hf, repo_id, what)
-    kwargs: dict[str, Any] = dict(repo_id=repo_id, repo_type=repo_type, revision=rev, token=token,
-                                  endpoint=endpoint, local_files_only=local_only)
+    kwargs: dict[str, Any] = dict(
+        repo_id=repo_id, repo_type=repo_type, revision=rev, token=token, endpoint=endpoint, local_files_only=local_only
+    )
     commit = None
     if root is not None:
         root = Path(root)
@@ -601,11 +723,28 @@ def pull(repo_id: str, revision: str | None = None, root: Path | str | None = No
     moved = [p for p, st in after.items() if before.get(p) != st]
     if root is not None and commit:
         (root / ORIGIN_FILE).parent.mkdir(parents=True, exist_ok=True)
-        (root / ORIGIN_FILE).write_text(json.dumps({"repo_id": repo_id, "repo_type": repo_type, "revision": rev,
-                                                    "commit": commit, "endpoint": _endpoint(endpoint)}))
-    return PullSummary(repo_id, repo_type, rev, commit or (path.name if root is None else rev), path, len(files),
-                       sum(p.stat().st_size for p in files.values()), downloaded=len(moved),
-                       downloaded_bytes=sum(after[p][0] for p in moved))
+        (root / ORIGIN_FILE).write_text(
+            json.dumps(
+                {
+                    "repo_id": repo_id,
+                    "repo_type": repo_type,
+                    "revision": rev,
+                    "commit": commit,
+                    "endpoint": _endpoint(endpoint),
+                }
+            )
+        )
+    return PullSummary(
+        repo_id,
+        repo_type,
+        rev,
+        commit or (path.name if root is None else rev),
+        path,
+        len(files),
+        sum(p.stat().st_size for p in files.values()),
+        downloaded=len(moved),
+        downloaded_bytes=sum(after[p][0] for p in moved),
+    )
 
 
 ORIGIN_FILE = Path(".cache") / "glam-lerobot" / "origin.json"  # under .cache/: never pushed, never cleaned
@@ -629,10 +768,22 @@ def origin(folder: Path | str) -> dict | None:
     if kind not in ("datasets", "models", "spaces") or "--" not in name:
         return None
     refs_dir = repo_dir / "refs"
-    names = sorted(str(p.relative_to(refs_dir)) for p in refs_dir.rglob("*")
-                   if p.is_file() and p.read_text().strip() == folder.name) if refs_dir.is_dir() else []
-    return {"repo_id": name.replace("--", "/", 1), "repo_type": kind[:-1], "revision": names[0] if names else None,
-            "revisions": names, "commit": folder.name}
+    names = (
+        sorted(
+            str(p.relative_to(refs_dir))
+            for p in refs_dir.rglob("*")
+            if p.is_file() and p.read_text().strip() == folder.name
+        )
+        if refs_dir.is_dir()
+        else []
+    )
+    return {
+        "repo_id": name.replace("--", "/", 1),
+        "repo_type": kind[:-1],
+        "revision": names[0] if names else None,
+        "revisions": names,
+        "commit": folder.name,
+    }
 
 
 def _file_state(folder: Path) -> dict[str, tuple[int, int]]:
@@ -647,24 +798,55 @@ def _file_state(folder: Path) -> dict[str, tuple[int, int]]:
     return out
 
 
-def pull_dataset(repo_id: str, revision: str | None = None, root: Path | str | None = None, *,
-                 local_only: bool = False, token: str | None = None, endpoint: str | None = None,
-                 progress: bool = True) -> Path:
+def pull_dataset(
+    repo_id: str,
+    revision: str | None = None,
+    root: Path | str | None = None,
+    *,
+    local_only: bool = False,
+    token: str | None = None,
+    endpoint: str | None = None,
+    progress: bool = True,
+) -> Path:
     """The local root of a Hub dataset at `revision`: pass it to `LeRobotDataset(repo_id, root=...)`."""
-    return pull(repo_id, revision, root, repo_type="dataset", local_only=local_only, token=token,
-                endpoint=endpoint, progress=progress).root
+    return pull(
+        repo_id,
+        revision,
+        root,
+        repo_type="dataset",
+        local_only=local_only,
+        token=token,
+        endpoint=endpoint,
+        progress=progress,
+    ).root
 
 
-def pull_model(repo_id: str, revision: str | None = None, root: Path | str | None = None, *,
-               local_only: bool = False, token: str | None = None, endpoint: str | None = None,
-               progress: bool = True) -> Path:
-    return pull(repo_id, revision, root, repo_type="model", local_only=local_only, token=token,
-                endpoint=endpoint, progress=progress).root
+def pull_model(
+    repo_id: str,
+    revision: str | None = None,
+    root: Path | str | None = None,
+    *,
+    local_only: bool = False,
+    token: str | None = None,
+    endpoint: str | None = None,
+    progress: bool = True,
+) -> Path:
+    return pull(
+        repo_id,
+        revision,
+        root,
+        repo_type="model",
+        local_only=local_only,
+        token=token,
+        endpoint=endpoint,
+        progress=progress,
+    ).root
 
 
 # ---------------------------------------------------------------- revisions
-def revisions(repo_id: str, *, repo_type: str | None = None, token: str | None = None,
-              endpoint: str | None = None) -> list[RevisionInfo]:
+def revisions(
+    repo_id: str, *, repo_type: str | None = None, token: str | None = None, endpoint: str | None = None
+) -> list[RevisionInfo]:
     """Every branch and tag of a repo with what it holds, read from its meta/glam.json and meta/info.json."""
     from huggingface_hub import errors, hf_hub_download
 
@@ -680,8 +862,9 @@ def revisions(repo_id: str, *, repo_type: str | None = None, token: str | None =
             out = []
             for name in (schema.GLAM_META_PATH, "meta/info.json"):
                 try:
-                    p = hf_hub_download(repo_id, name, repo_type=repo_type, revision=commit, token=token,
-                                        endpoint=endpoint)
+                    p = hf_hub_download(
+                        repo_id, name, repo_type=repo_type, revision=commit, token=token, endpoint=endpoint
+                    )
                     out.append(json.loads(Path(p).read_text()))
                 except errors.EntryNotFoundError:
                     out.append({})
@@ -710,8 +893,12 @@ def revisions(repo_id: str, *, repo_type: str | None = None, token: str | None =
                     row.command = last.get("command")
                 elif isinstance(glam.get("source"), dict):
                     row.command = glam["source"].get("command")
-                if not row.columns_added and isinstance(parent, dict) and parent.get("repo_id") == repo_id \
-                        and parent.get("revision") in {**branches, **tags}:
+                if (
+                    not row.columns_added
+                    and isinstance(parent, dict)
+                    and parent.get("repo_id") == repo_id
+                    and parent.get("revision") in {**branches, **tags}
+                ):
                     parent_info = meta_at({**branches, **tags}[parent["revision"]])[1]
                     row.columns_added = sorted(set(info.get("features", {})) - set(parent_info.get("features", {})))
                 row.episodes, row.frames = info.get("total_episodes"), info.get("total_frames")
@@ -729,8 +916,15 @@ def revisions(repo_id: str, *, repo_type: str | None = None, token: str | None =
 MIXTURE_FILE = "mixture.yaml"
 
 
-def push_mixture(path: Path | str, repo_id: str, revision: str | None = None, *, path_in_repo: str = MIXTURE_FILE,
-                 token: str | None = None, endpoint: str | None = None) -> PushSummary:
+def push_mixture(
+    path: Path | str,
+    repo_id: str,
+    revision: str | None = None,
+    *,
+    path_in_repo: str = MIXTURE_FILE,
+    token: str | None = None,
+    endpoint: str | None = None,
+) -> PushSummary:
     """Upload a mixture file into a small dataset-type repo, after checking every dataset@revision it names."""
     from huggingface_hub import CommitOperationAdd
 
@@ -739,25 +933,36 @@ def push_mixture(path: Path | str, repo_id: str, revision: str | None = None, *,
     mix = mx.load_mixture(path)
     local = [str(r) for r, _ in mix.datasets() if r.root is not None]
     if local:
-        raise HubError(f"mixture {path}: {', '.join(local)} use local roots that collaborators cannot reach; push "
-                       "those datasets and refer to them by repo_id and revision")
+        raise HubError(
+            f"mixture {path}: {', '.join(local)} use local roots that collaborators cannot reach; push "
+            "those datasets and refer to them by repo_id and revision"
+        )
     hf = api(token, endpoint)
     what = f"push mixture {path} to {repo_id}"
     for ref, role in mix.datasets():  # every named revision must exist before anything is uploaded
         rev = ref.revision or CODEBASE_TAG
         branches, tags = _call(f"{what}: {role} {ref.repo_id}", endpoint, _refs, hf, ref.repo_id, "dataset")
         if rev not in branches and rev not in tags and not _is_commit(hf, ref.repo_id, rev):
-            raise HubError(f"mixture {path}: {role} {ref.repo_id} has no revision {rev!r} on the Hub (branches: "
-                           f"{', '.join(sorted(branches)) or '-'}; tags: {', '.join(sorted(tags)) or '-'})")
+            raise HubError(
+                f"mixture {path}: {role} {ref.repo_id} has no revision {rev!r} on the Hub (branches: "
+                f"{', '.join(sorted(branches)) or '-'}; tags: {', '.join(sorted(tags)) or '-'})"
+            )
     branch = revision or "main"
     _call(what, endpoint, hf.create_repo, repo_id, repo_type="dataset", exist_ok=True)
     branches, _ = _call(what, endpoint, _refs, hf, repo_id, "dataset")
     if branch not in branches:
         _call(what, endpoint, hf.create_branch, repo_id, branch=branch, repo_type="dataset", exist_ok=True)
     data = mx.yaml.safe_dump(mix.to_dict(), sort_keys=False).encode()
-    info = _call(what, endpoint, hf.create_commit, repo_id, repo_type="dataset", revision=branch,
-                 operations=[CommitOperationAdd(path_in_repo=path_in_repo, path_or_fileobj=data)],
-                 commit_message=f"Mixture {mix.name}")
+    info = _call(
+        what,
+        endpoint,
+        hf.create_commit,
+        repo_id,
+        repo_type="dataset",
+        revision=branch,
+        operations=[CommitOperationAdd(path_in_repo=path_in_repo, path_or_fileobj=data)],
+        commit_message=f"Mixture {mix.name}",
+    )
     return PushSummary(repo_id, "dataset", branch, [], info.oid, added=[path_in_repo], bytes_sent=len(data))
 
 
@@ -771,8 +976,15 @@ def _is_commit(hf, repo_id: str, rev: str) -> bool:
         return False
 
 
-def pull_mixture(repo_id: str, revision: str | None = None, dest: Path | str | None = None, *,
-                 path_in_repo: str = MIXTURE_FILE, token: str | None = None, endpoint: str | None = None) -> Path:
+def pull_mixture(
+    repo_id: str,
+    revision: str | None = None,
+    dest: Path | str | None = None,
+    *,
+    path_in_repo: str = MIXTURE_FILE,
+    token: str | None = None,
+    endpoint: str | None = None,
+) -> Path:
     """Download a mixture file from a repo (to `dest`, or the HF cache) and check that it parses."""
     from huggingface_hub import hf_hub_download
 
@@ -780,8 +992,19 @@ def pull_mixture(repo_id: str, revision: str | None = None, dest: Path | str | N
 
     what = f"pull mixture {repo_id}@{revision or 'main'}:{path_in_repo}"
     api(token, endpoint)
-    p = Path(_call(what, endpoint, hf_hub_download, repo_id, path_in_repo, repo_type="dataset",
-                   revision=revision, token=token, endpoint=endpoint))
+    p = Path(
+        _call(
+            what,
+            endpoint,
+            hf_hub_download,
+            repo_id,
+            path_in_repo,
+            repo_type="dataset",
+            revision=revision,
+            token=token,
+            endpoint=endpoint,
+        )
+    )
     if dest is not None:
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)

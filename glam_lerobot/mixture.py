@@ -197,8 +197,9 @@ def resolve(mixture: Mixture, pull: bool = True) -> list[ResolvedDataset]:
     for ref, role in mixture.datasets():
         if ref.root is not None:
             if not (ref.root / "meta" / "info.json").is_file():
-                raise MixtureError(f"{where}: {role} {ref.repo_id}: root {ref.root} is not a LeRobot dataset "
-                                   "(no meta/info.json)")
+                raise MixtureError(
+                    f"{where}: {role} {ref.repo_id}: root {ref.root} is not a LeRobot dataset (no meta/info.json)"
+                )
             root = ref.root
             _check_local_revision(where, role, ref)
         else:
@@ -220,15 +221,17 @@ def _check_local_revision(where: str, role: str, ref: DatasetRef) -> None:
     recorded = (json.loads(glam_path.read_text()).get("revision") if glam_path.is_file() else None) or "main"
     aliases = {recorded} | ({"v3.0"} if recorded == "main" else set())  # an original is main and LeRobot's v3.0
     if ref.revision not in aliases:
-        raise MixtureError(f"{where}: {role} {ref.repo_id}: revision {ref.revision!r} was asked for, but root "
-                           f"{ref.root} holds revision {recorded!r} ({glam_path})")
+        raise MixtureError(
+            f"{where}: {role} {ref.repo_id}: revision {ref.revision!r} was asked for, but root "
+            f"{ref.root} holds revision {recorded!r} ({glam_path})"
+        )
 
 
 def dataset_cameras(root: Path) -> list[str]:
     """Camera names of a dataset (the `<camera>` of its `observation.images.<camera>` features)."""
     info = json.loads((Path(root) / "meta" / "info.json").read_text())
     prefix = schema.IMAGE.format(camera="")
-    return [k[len(prefix):] for k in info["features"] if k.startswith(prefix)]
+    return [k[len(prefix) :] for k in info["features"] if k.startswith(prefix)]
 
 
 def check_dataset(mixture: Mixture, ds: ResolvedDataset) -> None:
@@ -237,19 +240,24 @@ def check_dataset(mixture: Mixture, ds: ResolvedDataset) -> None:
     info_path = ds.root / "meta" / "info.json"
     features = json.loads(info_path.read_text())["features"]
     if ds.role == "target" and schema.ACTION not in features:
-        raise MixtureError(f"{where}: a target dataset needs robot actions, but {info_path} has no "
-                           f"'{schema.ACTION}' feature (list it under auxiliary instead)")
+        raise MixtureError(
+            f"{where}: a target dataset needs robot actions, but {info_path} has no "
+            f"'{schema.ACTION}' feature (list it under auxiliary instead)"
+        )
     own = dataset_cameras(ds.root)
     mapping = mixture.camera_map(ds.ref.repo_id)
     for cam in mapping:
         if cam not in own:
-            raise MixtureError(f"{where}: cameras.{ds.ref.repo_id}.{cam}: the dataset has no camera {cam!r} "
-                               f"(it has {own})")
+            raise MixtureError(
+                f"{where}: cameras.{ds.ref.repo_id}.{cam}: the dataset has no camera {cam!r} (it has {own})"
+            )
     renamed = [mapping.get(c, c) for c in own]
     bad = [c for c, r in zip(own, renamed, strict=True) if r not in schema.CAMERAS]
     if bad:
-        raise MixtureError(f"{where}: camera(s) {bad} do not map onto schema.CAMERAS {list(schema.CAMERAS)}; "
-                           f"add them under cameras.{ds.ref.repo_id}")
+        raise MixtureError(
+            f"{where}: camera(s) {bad} do not map onto schema.CAMERAS {list(schema.CAMERAS)}; "
+            f"add them under cameras.{ds.ref.repo_id}"
+        )
     dup = {c for c in renamed if renamed.count(c) > 1}
     if dup:
         raise MixtureError(f"{where}: several cameras map onto {sorted(dup)}")
@@ -261,10 +269,17 @@ def check_mixture(mixture: Mixture, pull: bool = True) -> list[dict]:
     for d in resolve(mixture, pull=pull):
         info = json.loads((d.root / "meta" / "info.json").read_text())
         mapping = mixture.camera_map(d.ref.repo_id)
-        rows.append({
-            "role": d.role, "repo_id": d.ref.repo_id, "revision": d.ref.revision, "root": d.root,
-            "episodes": info.get("total_episodes"), "frames": info.get("total_frames"), "fps": info.get("fps"),
-            "action": schema.ACTION in info["features"],
-            "cameras": {c: mapping.get(c, c) for c in dataset_cameras(d.root)},
-        })
+        rows.append(
+            {
+                "role": d.role,
+                "repo_id": d.ref.repo_id,
+                "revision": d.ref.revision,
+                "root": d.root,
+                "episodes": info.get("total_episodes"),
+                "frames": info.get("total_frames"),
+                "fps": info.get("fps"),
+                "action": schema.ACTION in info["features"],
+                "cameras": {c: mapping.get(c, c) for c in dataset_cameras(d.root)},
+            }
+        )
     return rows

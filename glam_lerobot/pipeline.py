@@ -113,12 +113,16 @@ def _lookup(name: str, variables: dict, refs: dict[str, dict[str, Path]], where:
         stage, _, out = name.partition(".")
         if stage in refs:
             if out not in refs[stage]:
-                raise RecipeError(f"{where}: ${{{name}}}: stage '{stage}' has no output '{out}' "
-                                  f"(it has {', '.join(sorted(refs[stage])) or 'none'})")
+                raise RecipeError(
+                    f"{where}: ${{{name}}}: stage '{stage}' has no output '{out}' "
+                    f"(it has {', '.join(sorted(refs[stage])) or 'none'})"
+                )
             return str(refs[stage][out])
         raise RecipeError(f"{where}: ${{{name}}}: no earlier stage named '{stage}'")
-    raise RecipeError(f"{where}: ${{{name}}}: no variable '{name}' (variables: {', '.join(sorted(variables))}; "
-                      "set one with --set NAME=VALUE)")
+    raise RecipeError(
+        f"{where}: ${{{name}}}: no variable '{name}' (variables: {', '.join(sorted(variables))}; "
+        "set one with --set NAME=VALUE)"
+    )
 
 
 def substitute(value: Any, variables: dict, refs: dict[str, dict[str, Path]], where: str) -> Any:
@@ -191,8 +195,9 @@ def shipped_recipe_dirs() -> list[Path]:
     return [d for d in (here.parent / "pipelines", here / "pipelines") if d.is_dir()]
 
 
-def load_recipe(path: str | Path | None, workdir: str | Path | None = None,
-                overrides: dict[str, Any] | None = None) -> Recipe:
+def load_recipe(
+    path: str | Path | None, workdir: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> Recipe:
     """Read, resolve and check a recipe; raises RecipeError before anything runs."""
     path = find_recipe(path)
     where = f"recipe {path}"
@@ -203,15 +208,17 @@ def load_recipe(path: str | Path | None, workdir: str | Path | None = None,
     return parse_recipe(data, path=path, workdir=workdir, overrides=overrides)
 
 
-def parse_recipe(data: Any, *, path: Path | None = None, workdir: str | Path | None = None,
-                 overrides: dict[str, Any] | None = None) -> Recipe:
+def parse_recipe(
+    data: Any, *, path: Path | None = None, workdir: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> Recipe:
     where = f"recipe {path}" if path else "recipe"
     if not isinstance(data, dict):
         raise RecipeError(f"{where}: expected a mapping with name, vars, stages")
     unknown = set(data) - {"name", "description", "vars", "stages", "full_scale"}
     if unknown:
-        raise RecipeError(f"{where}: unknown field(s) {sorted(unknown)} "
-                          "(allowed: name, description, vars, stages, full_scale)")
+        raise RecipeError(
+            f"{where}: unknown field(s) {sorted(unknown)} (allowed: name, description, vars, stages, full_scale)"
+        )
     name = str(data.get("name") or (path.stem if path else "recipe"))
     raw_vars = data.get("vars") or {}
     if not isinstance(raw_vars, dict):
@@ -222,8 +229,10 @@ def parse_recipe(data: Any, *, path: Path | None = None, workdir: str | Path | N
     variables = {"workdir": f"runs/{name}", "seed": 0, **raw_vars}
     unknown_vars = sorted(set(overrides) - set(variables))
     if unknown_vars:
-        raise RecipeError(f"{where}: --set {unknown_vars[0]}: the recipe has no variable '{unknown_vars[0]}' "
-                          f"(variables: {', '.join(sorted(variables))})")
+        raise RecipeError(
+            f"{where}: --set {unknown_vars[0]}: the recipe has no variable '{unknown_vars[0]}' "
+            f"(variables: {', '.join(sorted(variables))})"
+        )
     variables.update(overrides)
     variables = _resolve_variables(variables, where)
     wd = Path(str(variables["workdir"])).expanduser().resolve()
@@ -267,16 +276,19 @@ def parse_recipe(data: Any, *, path: Path | None = None, workdir: str | Path | N
         except RecipeError as e:
             later = re.search(r"no earlier stage named '([^']*)'", str(e))
             if later and later.group(1) in all_names:
-                raise RecipeError(f"{e}; '{later.group(1)}' comes later in the recipe: a stage can only read "
-                                  "outputs of stages before it") from None
+                raise RecipeError(
+                    f"{e}; '{later.group(1)}' comes later in the recipe: a stage can only read "
+                    "outputs of stages before it"
+                ) from None
             raise
         raw_out = substitute(raw.get("outputs") or {}, variables, refs, f"{at}: outputs")
         if not isinstance(raw_out, dict):
             raise RecipeError(f"{at}: 'outputs' must be a mapping of output name: path")
         bad_out = sorted(set(raw_out) - set(kind.outputs))
         if bad_out:
-            raise RecipeError(f"{at}: {kind_name} has no output '{bad_out[0]}' "
-                              f"(outputs: {', '.join(kind.outputs) or 'none'})")
+            raise RecipeError(
+                f"{at}: {kind_name} has no output '{bad_out[0]}' (outputs: {', '.join(kind.outputs) or 'none'})"
+            )
         outputs = {}
         for j, key in enumerate(kind.outputs):
             default = wd / sname if j == 0 else None
@@ -299,11 +311,22 @@ def parse_recipe(data: Any, *, path: Path | None = None, workdir: str | Path | N
 
     by_name = {s.name: s for s in stages}
     for s in stages:  # a stage's fingerprint covers its settings and those of everything it reads from
-        body = {"run": s.kind, "with": s.settings, "outputs": {k: str(v) for k, v in s.outputs.items()},
-                "upstream": [by_name[d].fingerprint for d in s.depends]}
+        body = {
+            "run": s.kind,
+            "with": s.settings,
+            "outputs": {k: str(v) for k, v in s.outputs.items()},
+            "upstream": [by_name[d].fingerprint for d in s.depends],
+        }
         s.fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return Recipe(name=name, path=path, workdir=wd, variables=variables, stages=stages,
-                  description=str(data.get("description") or ""), full_scale=str(data.get("full_scale") or ""))
+    return Recipe(
+        name=name,
+        path=path,
+        workdir=wd,
+        variables=variables,
+        stages=stages,
+        description=str(data.get("description") or ""),
+        full_scale=str(data.get("full_scale") or ""),
+    )
 
 
 def _input_paths(value: Any) -> list[tuple[str, Any]]:
@@ -334,8 +357,9 @@ def _check_inputs(kind: Kind, kind_name: str, settings: dict, produced: dict[Pat
         if isinstance(v, (str, Path)):
             return str(Path(str(v)).expanduser().resolve())
         if isinstance(v, list):
-            return [{**e, "root": absolute(e["root"])} if isinstance(e, dict) and e.get("root") else absolute(e)
-                    for e in v]
+            return [
+                {**e, "root": absolute(e["root"])} if isinstance(e, dict) and e.get("root") else absolute(e) for e in v
+            ]
         if isinstance(v, dict):
             return {k: absolute(x) for k, x in v.items()}
         return v
@@ -352,8 +376,10 @@ def _check_inputs(kind: Kind, kind_name: str, settings: dict, produced: dict[Pat
                 if owner not in depends:
                     depends.append(owner)
             elif not path.exists():
-                raise RecipeError(f"{at}: input {key}{label} = {path}: no earlier stage writes it and it does not "
-                                  "exist (refer to an earlier stage's output as ${stage.output})")
+                raise RecipeError(
+                    f"{at}: input {key}{label} = {path}: no earlier stage writes it and it does not "
+                    "exist (refer to an earlier stage's output as ${stage.output})"
+                )
     return settings, depends
 
 
@@ -426,7 +452,8 @@ def run_recipe(recipe: Recipe, console=None) -> RunReport:
             raise RecipeError(
                 f"stage '{stage.name}' was finished earlier with other settings (or its inputs changed): "
                 f"remove {recipe.marker(stage)} and its outputs ({', '.join(map(str, stage.outputs.values()))}) "
-                "to redo it, or run with another --workdir")
+                "to redo it, or run with another --workdir"
+            )
         console.rule(f"[bold cyan]{title}")
         _forget_other_settings(recipe, stage, ctx)
         start, cpu0 = time.time(), _cpu_seconds()
@@ -437,16 +464,25 @@ def run_recipe(recipe: Recipe, console=None) -> RunReport:
             console.print(f"finished stages are kept; run the same command again to resume at '{stage.name}'")
             raise StageFailed(stage.name, stage.kind, exc) from exc
         seconds, cpu = time.time() - start, _cpu_seconds() - cpu0
-        marker = {"stage": stage.name, "run": stage.kind, "fingerprint": stage.fingerprint, "seconds": seconds,
-                  "cpu_seconds": cpu,
-                  "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "settings": stage.settings,
-                  "outputs": {k: str(v) for k, v in stage.outputs.items()}, "info": info}
+        marker = {
+            "stage": stage.name,
+            "run": stage.kind,
+            "fingerprint": stage.fingerprint,
+            "seconds": seconds,
+            "cpu_seconds": cpu,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "settings": stage.settings,
+            "outputs": {k: str(v) for k, v in stage.outputs.items()},
+            "info": info,
+        }
         _write_json(recipe.marker(stage), marker)
         console.print(f"[green]done[/]    {title} in {seconds:.0f} s ({cpu:.0f} s of CPU)")
         results.append(StageResult(stage.name, stage.kind, "ran", seconds, info))
     ran = [r for r in results if r.status == "ran"]
-    console.rule(f"pipeline {recipe.name}: {len(ran)} stage(s) run, {len(results) - len(ran)} skipped, "
-                 f"{time.time() - t_all:.0f} s")
+    console.rule(
+        f"pipeline {recipe.name}: {len(ran)} stage(s) run, {len(results) - len(ran)} skipped, "
+        f"{time.time() - t_all:.0f} s"
+    )
     return RunReport(recipe, results)
 
 
@@ -470,8 +506,17 @@ def _cpu_seconds() -> float:
 
 def describe(recipe: Recipe) -> list[dict]:
     """One row per stage for `pipeline show`: kind, state, inputs (upstream stages), outputs."""
-    return [{"name": s.name, "run": s.kind, "state": stage_state(recipe, s), "after": s.depends,
-             "settings": s.settings, "outputs": {k: str(v) for k, v in s.outputs.items()}} for s in recipe.stages]
+    return [
+        {
+            "name": s.name,
+            "run": s.kind,
+            "state": stage_state(recipe, s),
+            "after": s.depends,
+            "settings": s.settings,
+            "outputs": {k: str(v) for k, v in s.outputs.items()},
+        }
+        for s in recipe.stages
+    ]
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -490,8 +535,10 @@ def _clear(path: Path, ctx: Context, why: str) -> None:
     if not path.exists() and not path.is_symlink():
         return
     if not _inside(path, ctx.recipe.workdir):
-        raise RuntimeError(f"{path} exists ({why}) and is outside the workdir {ctx.recipe.workdir}, so the pipeline "
-                           "will not remove it; remove it yourself or choose another output path")
+        raise RuntimeError(
+            f"{path} exists ({why}) and is outside the workdir {ctx.recipe.workdir}, so the pipeline "
+            "will not remove it; remove it yourself or choose another output path"
+        )
     ctx.console.print(f"[yellow]removing[/] {path} ({why})")
     shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
@@ -524,9 +571,17 @@ def _record(stage: Stage, ctx: Context) -> dict:
     from glam_lerobot.sim.record import record
 
     w = stage.settings
-    summary = record(w["task"], w["embodiment"], int(w["episodes"]), int(w.get("seed", 0)), stage.outputs["dataset"],
-                     repo_id=w.get("repo_id"), image_size=int(w.get("image_size", 96)), masks=bool(w.get("masks")),
-                     workers=int(w.get("workers", 1)))
+    summary = record(
+        w["task"],
+        w["embodiment"],
+        int(w["episodes"]),
+        int(w.get("seed", 0)),
+        stage.outputs["dataset"],
+        repo_id=w.get("repo_id"),
+        image_size=int(w.get("image_size", 96)),
+        masks=bool(w.get("masks")),
+        workers=int(w.get("workers", 1)),
+    )
     _print_lines(ctx, summary.lines())
     return {"episodes": summary.episodes, "frames": summary.frames, "skipped": len(summary.skipped)}
 
@@ -562,11 +617,20 @@ def _masks(stage: Stage, ctx: Context) -> dict:
     out = stage.outputs["dataset"]
     if out.exists() and (out / "meta" / "info.json").is_file():  # renamed into place: finished, marker not written
         return {"revision": w.get("revision"), "resumed": "complete"}
-    summary = add_masks(w.pop("dataset"), w.pop("backend", "groundtruth"), output=out,
-                        command=f"glam-lerobot pipeline (stage {stage.name})", **w)
+    summary = add_masks(
+        w.pop("dataset"),
+        w.pop("backend", "groundtruth"),
+        output=out,
+        command=f"glam-lerobot pipeline (stage {stage.name})",
+        **w,
+    )
     _print_lines(ctx, summary.lines())
-    return {"revision": summary.revision, "episodes": summary.episodes, "frames": summary.frames,
-            "empty": summary.empty}
+    return {
+        "revision": summary.revision,
+        "episodes": summary.episodes,
+        "frames": summary.frames,
+        "empty": summary.empty,
+    }
 
 
 def _push(stage: Stage, ctx: Context) -> dict:
@@ -575,8 +639,11 @@ def _push(stage: Stage, ctx: Context) -> dict:
     w = stage.settings
     summary = hub.push(w["path"], w["repo_id"], w.get("revision"), private=w.get("private"))
     _print_lines(ctx, summary.lines())
-    return {"repo_id": w["repo_id"], "revision": w.get("revision"),
-            **{k: v for k, v in vars(summary).items() if isinstance(v, (str, int, float, bool))}}
+    return {
+        "repo_id": w["repo_id"],
+        "revision": w.get("revision"),
+        **{k: v for k, v in vars(summary).items() if isinstance(v, (str, int, float, bool))},
+    }
 
 
 def _mixture_entry(entry: Any) -> dict:
@@ -599,13 +666,18 @@ def _mixture(stage: Stage, ctx: Context) -> dict:
 
     w = stage.settings
     out = stage.outputs["mixture"]
-    data = {"name": w.get("name", stage.name), "target": [_mixture_entry(e) for e in w["target"]],
-            "auxiliary": [_mixture_entry(e) for e in w.get("auxiliary") or []]}
+    data = {
+        "name": w.get("name", stage.name),
+        "target": [_mixture_entry(e) for e in w["target"]],
+        "auxiliary": [_mixture_entry(e) for e in w.get("auxiliary") or []],
+    }
     ids = [e["repo_id"] for e in data["target"] + data["auxiliary"]]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
-        raise ValueError(f"two datasets of the mixture have the repo id {dup[0]!r}; give them distinct repo_id "
-                         "when recording or ingesting")
+        raise ValueError(
+            f"two datasets of the mixture have the repo id {dup[0]!r}; give them distinct repo_id "
+            "when recording or ingesting"
+        )
     if w.get("cameras"):
         data["cameras"] = w["cameras"]
     mixture = parse_mixture(data, out)
@@ -635,9 +707,13 @@ def _train_wm(stage: Stage, ctx: Context) -> dict:
     settings = TrainSettings(**w)
     summary = train_world_model(mixture, out, settings, resume=resume)
     _print_lines(ctx, summary.lines())
-    return {"steps": summary.steps, "resumed_from": summary.resumed_from,
-            "last": {k: float(v) for k, v in summary.last.items()}, "seconds": summary.seconds,
-            "transitions": summary.transitions}
+    return {
+        "steps": summary.steps,
+        "resumed_from": summary.resumed_from,
+        "last": {k: float(v) for k, v in summary.last.items()},
+        "seconds": summary.seconds,
+        "transitions": summary.transitions,
+    }
 
 
 def _relabel(stage: Stage, ctx: Context) -> dict:
@@ -647,11 +723,19 @@ def _relabel(stage: Stage, ctx: Context) -> dict:
     w = dict(stage.settings)
     out = stage.outputs["output"]
     _clear(out, ctx, "an unfinished relabel: it starts over")
-    summary = relabel(w.pop("world_model"), load_mixture(w.pop("mixture")), out,
-                      command=f"glam-lerobot pipeline (stage {stage.name})", **w)
+    summary = relabel(
+        w.pop("world_model"),
+        load_mixture(w.pop("mixture")),
+        out,
+        command=f"glam-lerobot pipeline (stage {stage.name})",
+        **w,
+    )
     _print_lines(ctx, summary.lines())
-    return {"revisions": {k: str(v) for k, v in summary.revisions.items()}, "merged": str(summary.merged),
-            "transitions": summary.transitions}
+    return {
+        "revisions": {k: str(v) for k, v in summary.revisions.items()},
+        "merged": str(summary.merged),
+        "transitions": summary.transitions,
+    }
 
 
 def _lerobot_exe(name: str) -> str:
@@ -740,8 +824,12 @@ def _train_policy(stage: Stage, ctx: Context) -> dict:
     last = out / CHECKPOINTS_DIR / "last" / PRETRAINED_MODEL_DIR
     if last.exists():  # an interrupted run with a checkpoint: lerobot-train resumes it
         ctx.console.print(f"resuming from {last.parent.resolve()}")
-        cmd = [_lerobot_exe("lerobot-train"), f"--config_path={last / 'train_config.json'}", "--resume=true",
-               f"--steps={steps}"]
+        cmd = [
+            _lerobot_exe("lerobot-train"),
+            f"--config_path={last / 'train_config.json'}",
+            "--resume=true",
+            f"--steps={steps}",
+        ]
     else:
         _clear(out, ctx, "an unfinished run without a checkpoint")
         if log.exists():
@@ -749,13 +837,21 @@ def _train_policy(stage: Stage, ctx: Context) -> dict:
         dataset = Path(w["dataset"])
         repo_id = w.get("repo_id") or provenance.read(dataset).get("repo_id") or f"local/{dataset.name}"
         cmd = [
-            _lerobot_exe("lerobot-train"), f"--policy.type={w.get('policy', 'glam_mip')}",
-            f"--dataset.repo_id={repo_id}", f"--dataset.root={dataset}", "--policy.push_to_hub=false",
-            f"--policy.device={_device(w.get('device'))}", f"--steps={steps}",
-            f"--batch_size={int(w.get('batch_size', 32))}", f"--num_workers={int(w.get('num_workers', 1))}",
-            f"--seed={int(w.get('seed', 0))}", f"--log_freq={int(w.get('log_freq', 50))}",
-            f"--save_freq={min(int(w.get('save_freq', steps)), steps)}", f"--output_dir={out}",
-            "--dataset.video_backend=pyav", *_cli_args(w.get("args")),
+            _lerobot_exe("lerobot-train"),
+            f"--policy.type={w.get('policy', 'glam_mip')}",
+            f"--dataset.repo_id={repo_id}",
+            f"--dataset.root={dataset}",
+            "--policy.push_to_hub=false",
+            f"--policy.device={_device(w.get('device'))}",
+            f"--steps={steps}",
+            f"--batch_size={int(w.get('batch_size', 32))}",
+            f"--num_workers={int(w.get('num_workers', 1))}",
+            f"--seed={int(w.get('seed', 0))}",
+            f"--log_freq={int(w.get('log_freq', 50))}",
+            f"--save_freq={min(int(w.get('save_freq', steps)), steps)}",
+            f"--output_dir={out}",
+            "--dataset.video_backend=pyav",
+            *_cli_args(w.get("args")),
         ]
     run_logged(cmd, log, ctx, show=lambda line: "step:" in line and "loss:" in line)
     if not last.exists():
@@ -763,11 +859,19 @@ def _train_policy(stage: Stage, ctx: Context) -> dict:
     losses = policy_losses(log)
     _write_json(out / "losses.json", losses)
     if losses:
-        _loss_plot({f"{w.get('policy', 'glam_mip')} policy": losses}, out / "training_curve.png",
-                   "policy training (lerobot-train)")
+        _loss_plot(
+            {f"{w.get('policy', 'glam_mip')} policy": losses},
+            out / "training_curve.png",
+            "policy training (lerobot-train)",
+        )
     ctx.console.print(f"wrote {last} (stock LeRobot checkpoint), {out / 'training_curve.png'}")
-    return {"policy": w.get("policy", "glam_mip"), "steps": steps, "checkpoint": str(last),
-            "last_loss": losses[-1]["loss"] if losses else None, "log": str(log)}
+    return {
+        "policy": w.get("policy", "glam_mip"),
+        "steps": steps,
+        "checkpoint": str(last),
+        "last_loss": losses[-1]["loss"] if losses else None,
+        "log": str(log),
+    }
 
 
 def _policy_dir(path: Path) -> Path:
@@ -788,10 +892,15 @@ def _evaluate(stage: Stage, ctx: Context) -> dict:
         log.unlink()
     with _Staged(out, ctx) as tmp:
         cmd = [
-            _lerobot_exe("lerobot-eval"), f"--policy.path={_policy_dir(w['policy'])}", "--env.type=glam_kinova",
-            f"--env.task={w['task']}", f"--eval.n_episodes={episodes}",
+            _lerobot_exe("lerobot-eval"),
+            f"--policy.path={_policy_dir(w['policy'])}",
+            "--env.type=glam_kinova",
+            f"--env.task={w['task']}",
+            f"--eval.n_episodes={episodes}",
             f"--eval.batch_size={min(int(w.get('batch_size', 1)), episodes)}",
-            f"--policy.device={_device(w.get('device'))}", f"--seed={int(w.get('seed', 0))}", f"--output_dir={tmp}",
+            f"--policy.device={_device(w.get('device'))}",
+            f"--seed={int(w.get('seed', 0))}",
+            f"--output_dir={tmp}",
         ]
         if w.get("image_size"):
             cmd.append(f"--env.image_size={int(w['image_size'])}")
@@ -802,9 +911,16 @@ def _evaluate(stage: Stage, ctx: Context) -> dict:
         info = json.loads((tmp / "eval_info.json").read_text())
     overall = info.get("overall", info.get("aggregated", {}))
     rate = overall.get("pc_success")
-    ctx.console.print(f"success {rate}% over {overall.get('n_episodes', episodes)} episodes of {w['task']}; wrote {out}")
-    return {"task": w["task"], "episodes": int(overall.get("n_episodes", episodes)), "pc_success": rate,
-            "avg_sum_reward": overall.get("avg_sum_reward"), "eval_info": str(out / "eval_info.json")}
+    ctx.console.print(
+        f"success {rate}% over {overall.get('n_episodes', episodes)} episodes of {w['task']}; wrote {out}"
+    )
+    return {
+        "task": w["task"],
+        "episodes": int(overall.get("n_episodes", episodes)),
+        "pc_success": rate,
+        "avg_sum_reward": overall.get("avg_sum_reward"),
+        "eval_info": str(out / "eval_info.json"),
+    }
 
 
 def _transfer(stage: Stage, ctx: Context) -> dict:
@@ -871,7 +987,9 @@ def _plot(stage: Stage, ctx: Context) -> dict:
                 _loss_plot(curves, tmp, "world model (total loss)", ax=axes[0][col])
                 col += 1
             if pol:
-                curves = {label: json.loads((Path(folder) / "losses.json").read_text()) for label, folder in pol.items()}
+                curves = {
+                    label: json.loads((Path(folder) / "losses.json").read_text()) for label, folder in pol.items()
+                }
                 _loss_plot(curves, tmp, "policy (lerobot-train loss)", ax=axes[0][col])
             fig.tight_layout()
             fig.savefig(tmp / "training_curves.png", dpi=110)
@@ -884,8 +1002,10 @@ def _plot(stage: Stage, ctx: Context) -> dict:
             written["latent_counts"] = out["counts"]
         evals = w.get("evals") or {}
         if evals:
-            rates = {label: json.loads((Path(d) / "eval_info.json").read_text()).get("overall", {}).get("pc_success", 0)
-                     for label, d in evals.items()}
+            rates = {
+                label: json.loads((Path(d) / "eval_info.json").read_text()).get("overall", {}).get("pc_success", 0)
+                for label, d in evals.items()
+            }
             plt = _pyplot()
             fig, ax = plt.subplots(figsize=(1.5 + 1.2 * len(rates), 3.5))
             ax.bar(list(rates), list(rates.values()), color="tab:blue")
@@ -917,9 +1037,16 @@ def _summary(stage: Stage, ctx: Context) -> dict:
             break
         marker = recipe.marker(s)
         saved = json.loads(marker.read_text()) if marker.exists() else {}
-        rows.append({"stage": s.name, "run": s.kind, "seconds": round(saved.get("seconds", 0.0), 1),
-                     "cpu_seconds": round(saved.get("cpu_seconds", 0.0), 1),
-                     "outputs": {k: str(v) for k, v in s.outputs.items()}, "info": saved.get("info", {})})
+        rows.append(
+            {
+                "stage": s.name,
+                "run": s.kind,
+                "seconds": round(saved.get("seconds", 0.0), 1),
+                "cpu_seconds": round(saved.get("cpu_seconds", 0.0), 1),
+                "outputs": {k: str(v) for k, v in s.outputs.items()},
+                "info": saved.get("info", {}),
+            }
+        )
     success = {r["stage"]: r["info"].get("pc_success") for r in rows if r["run"] == "evaluate"}
     transfer = {r["stage"]: r["info"].get("per_source") for r in rows if r["run"] == "transfer"}
     plots = {k: v for r in rows if r["run"] == "plot" for k, v in r["info"].get("files", {}).items()}
@@ -936,27 +1063,50 @@ def _summary(stage: Stage, ctx: Context) -> dict:
         lines += ["## Cross-source transfer (open-loop replay of decoded latents on the Kinova)", ""]
         for name, per in transfer.items():
             for src, s in (per or {}).items():
-                lines.append(f"- {name}: {src}: success {s.get('successes')}/{s.get('episodes')}, "
-                             f"object error {s.get('object_error_mean', float('nan')):.3f} m")
+                lines.append(
+                    f"- {name}: {src}: success {s.get('successes')}/{s.get('episodes')}, "
+                    f"object error {s.get('object_error_mean', float('nan')):.3f} m"
+                )
         lines.append("")
     if plots:
         lines += ["## Plots", ""] + [f"- {k}: {v}" for k, v in plots.items()] + [""]
     lines += ["## Stages", "", "| stage | run | seconds | CPU seconds | wrote |", "|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['stage']} | {r['run']} | {r['seconds']:.0f} | {r['cpu_seconds']:.0f} | "
-                     + ", ".join(f"{k}: `{v}`" for k, v in r["outputs"].items()) + " |")
+        lines.append(
+            f"| {r['stage']} | {r['run']} | {r['seconds']:.0f} | {r['cpu_seconds']:.0f} | "
+            + ", ".join(f"{k}: `{v}`" for k, v in r["outputs"].items())
+            + " |"
+        )
     total, cpu = sum(r["seconds"] for r in rows), sum(r["cpu_seconds"] for r in rows)
-    lines += ["", f"Total: {total / 60:.1f} min wall clock, {cpu / 60:.1f} min of CPU (stages skipped on a later run "
-              "count with the run that did them)."]
+    lines += [
+        "",
+        f"Total: {total / 60:.1f} min wall clock, {cpu / 60:.1f} min of CPU (stages skipped on a later run "
+        "count with the run that did them).",
+    ]
     if recipe.full_scale or w.get("full_scale"):
-        lines += ["", "## What a full-scale run does differently", "", (w.get("full_scale") or recipe.full_scale).strip()]
+        lines += [
+            "",
+            "## What a full-scale run does differently",
+            "",
+            (w.get("full_scale") or recipe.full_scale).strip(),
+        ]
     text = "\n".join(lines) + "\n"
     with _Staged(stage.outputs["output"], ctx) as tmp:
         tmp.mkdir()
         (tmp / "summary.md").write_text(text)
-        _write_json(tmp / "summary.json", {"recipe": str(recipe.path), "workdir": str(recipe.workdir),
-                                           "success": success, "transfer": transfer, "plots": plots,
-                                           "stages": rows, "seconds": total, "cpu_seconds": cpu})
+        _write_json(
+            tmp / "summary.json",
+            {
+                "recipe": str(recipe.path),
+                "workdir": str(recipe.workdir),
+                "success": success,
+                "transfer": transfer,
+                "plots": plots,
+                "stages": rows,
+                "seconds": total,
+                "cpu_seconds": cpu,
+            },
+        )
     ctx.console.print(text, markup=False)  # as written: full paths, nothing elided
     ctx.console.print(f"wrote {stage.outputs['output'] / 'summary.md'} and summary.json")
     return {"success": success, "summary": str(stage.outputs["output"] / "summary.md")}
@@ -971,43 +1121,136 @@ def _policy_outputs(out: dict[str, Path]) -> dict[str, Path]:
 
 
 KINDS: dict[str, Kind] = {
-    "record": Kind(_record, ("embodiment", "task", "episodes", "seed", "image_size", "masks", "workers", "repo_id"),
-                   required=("embodiment", "task", "episodes"), outputs=("dataset",),
-                   help="sim record: scripted-expert episodes in MuJoCo -> a LeRobot dataset"),
-    "ingest": Kind(_ingest, ("format", "paths", "repo_id", "options", "workers", "skip_bad"),
-                   required=("format", "paths", "repo_id"), inputs=("paths",), outputs=("dataset",),
-                   help="raw recordings (umi zarr, rosbag, ...) -> a LeRobot dataset; options go to the reader's plan()"),
-    "masks": Kind(_masks, ("dataset", "backend", "model", "prompt", "objects", "revision", "cameras", "batch", "conf",
-                           "device", "imgsz", "tracker"),
-                  required=("dataset",), inputs=("dataset",), outputs=("dataset",),
-                  help="masks add: a new revision with object-mask columns"),
-    "push": Kind(_push, ("path", "repo_id", "revision", "private"), required=("path", "repo_id"), inputs=("path",),
-                 help="push a dataset or world model to the Hub (HF_ENDPOINT, HF_TOKEN)"),
-    "mixture": Kind(_mixture, ("name", "target", "auxiliary", "cameras"), required=("target",),
-                    inputs=("target", "auxiliary"), outputs=("mixture",),
-                    help="a mixture file: local dataset folders or {repo_id, revision} as target / auxiliary"),
-    "train_wm": Kind(_train_wm, ("mixture", "input", "steps", "batch_size", "latent_dim", "seed", "lr",
-                                 "align_weight", "kl_weight", "image_size", "save_every", "log_every", "threads"),
-                     required=("mixture",), inputs=("mixture",), outputs=("world_model",),
-                     help="train-wm: the GLAM world model (resumes from its last checkpoint)"),
-    "relabel": Kind(_relabel, ("world_model", "mixture", "revision", "horizon", "merged", "workers"),
-                    required=("world_model", "mixture"), inputs=("world_model", "mixture"), outputs=("output",),
-                    derived=_relabel_outputs,
-                    help="relabel: latent-action revisions (output/datasets) and the merged mixture (output/mixture)"),
-    "train_policy": Kind(_train_policy, ("dataset", "policy", "steps", "batch_size", "seed", "device", "save_freq",
-                                         "log_freq", "num_workers", "repo_id", "args"),
-                         required=("dataset",), inputs=("dataset",), outputs=("policy",), derived=_policy_outputs,
-                         help="stock lerobot-train --policy.type=glam_mip|mip (args: extra --key=value)"),
-    "evaluate": Kind(_evaluate, ("policy", "task", "episodes", "batch_size", "image_size", "episode_length", "seed",
-                                 "device", "args"),
-                     required=("policy", "task"), inputs=("policy",), outputs=("eval",),
-                     help="stock lerobot-eval --env.type=glam_kinova: success rate in the simulator"),
-    "transfer": Kind(_transfer, ("world_model", "datasets", "episodes", "image_size"),
-                     required=("world_model", "datasets"), inputs=("world_model", "datasets"), outputs=("output",),
-                     help="transfer: replay decoded latents of other sources on the simulated Kinova"),
-    "plot": Kind(_plot, ("world_models", "policies", "latents", "evals"),
-                 inputs=("world_models", "policies", "latents", "evals"), outputs=("output",),
-                 help="PNG plots: training curves, latents by source (PCA), success rates"),
-    "summary": Kind(_summary, ("full_scale",), outputs=("output",),
-                    help="summary.md/json: success rates, where every stage wrote, what full scale changes"),
+    "record": Kind(
+        _record,
+        ("embodiment", "task", "episodes", "seed", "image_size", "masks", "workers", "repo_id"),
+        required=("embodiment", "task", "episodes"),
+        outputs=("dataset",),
+        help="sim record: scripted-expert episodes in MuJoCo -> a LeRobot dataset",
+    ),
+    "ingest": Kind(
+        _ingest,
+        ("format", "paths", "repo_id", "options", "workers", "skip_bad"),
+        required=("format", "paths", "repo_id"),
+        inputs=("paths",),
+        outputs=("dataset",),
+        help="raw recordings (umi zarr, rosbag, ...) -> a LeRobot dataset; options go to the reader's plan()",
+    ),
+    "masks": Kind(
+        _masks,
+        (
+            "dataset",
+            "backend",
+            "model",
+            "prompt",
+            "objects",
+            "revision",
+            "cameras",
+            "batch",
+            "conf",
+            "device",
+            "imgsz",
+            "tracker",
+        ),
+        required=("dataset",),
+        inputs=("dataset",),
+        outputs=("dataset",),
+        help="masks add: a new revision with object-mask columns",
+    ),
+    "push": Kind(
+        _push,
+        ("path", "repo_id", "revision", "private"),
+        required=("path", "repo_id"),
+        inputs=("path",),
+        help="push a dataset or world model to the Hub (HF_ENDPOINT, HF_TOKEN)",
+    ),
+    "mixture": Kind(
+        _mixture,
+        ("name", "target", "auxiliary", "cameras"),
+        required=("target",),
+        inputs=("target", "auxiliary"),
+        outputs=("mixture",),
+        help="a mixture file: local dataset folders or {repo_id, revision} as target / auxiliary",
+    ),
+    "train_wm": Kind(
+        _train_wm,
+        (
+            "mixture",
+            "input",
+            "steps",
+            "batch_size",
+            "latent_dim",
+            "seed",
+            "lr",
+            "align_weight",
+            "kl_weight",
+            "image_size",
+            "save_every",
+            "log_every",
+            "threads",
+        ),
+        required=("mixture",),
+        inputs=("mixture",),
+        outputs=("world_model",),
+        help="train-wm: the GLAM world model (resumes from its last checkpoint)",
+    ),
+    "relabel": Kind(
+        _relabel,
+        ("world_model", "mixture", "revision", "horizon", "merged", "workers"),
+        required=("world_model", "mixture"),
+        inputs=("world_model", "mixture"),
+        outputs=("output",),
+        derived=_relabel_outputs,
+        help="relabel: latent-action revisions (output/datasets) and the merged mixture (output/mixture)",
+    ),
+    "train_policy": Kind(
+        _train_policy,
+        (
+            "dataset",
+            "policy",
+            "steps",
+            "batch_size",
+            "seed",
+            "device",
+            "save_freq",
+            "log_freq",
+            "num_workers",
+            "repo_id",
+            "args",
+        ),
+        required=("dataset",),
+        inputs=("dataset",),
+        outputs=("policy",),
+        derived=_policy_outputs,
+        help="stock lerobot-train --policy.type=glam_mip|mip (args: extra --key=value)",
+    ),
+    "evaluate": Kind(
+        _evaluate,
+        ("policy", "task", "episodes", "batch_size", "image_size", "episode_length", "seed", "device", "args"),
+        required=("policy", "task"),
+        inputs=("policy",),
+        outputs=("eval",),
+        help="stock lerobot-eval --env.type=glam_kinova: success rate in the simulator",
+    ),
+    "transfer": Kind(
+        _transfer,
+        ("world_model", "datasets", "episodes", "image_size"),
+        required=("world_model", "datasets"),
+        inputs=("world_model", "datasets"),
+        outputs=("output",),
+        help="transfer: replay decoded latents of other sources on the simulated Kinova",
+    ),
+    "plot": Kind(
+        _plot,
+        ("world_models", "policies", "latents", "evals"),
+        inputs=("world_models", "policies", "latents", "evals"),
+        outputs=("output",),
+        help="PNG plots: training curves, latents by source (PCA), success rates",
+    ),
+    "summary": Kind(
+        _summary,
+        ("full_scale",),
+        outputs=("output",),
+        help="summary.md/json: success rates, where every stage wrote, what full scale changes",
+    ),
 }

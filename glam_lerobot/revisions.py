@@ -30,8 +30,9 @@ def column_stats(values: np.ndarray, feature: dict) -> dict[str, np.ndarray]:
         # LeRobot's own image recipe: a sample of frames, downsampled, per channel, divided by 255 -> (C, 1, 1)
         from lerobot.datasets.compute_stats import auto_downsample_height_width, sample_indices
 
-        imgs = np.stack([auto_downsample_height_width(np.moveaxis(values[i], -1, 0))
-                         for i in sample_indices(len(values))])
+        imgs = np.stack(
+            [auto_downsample_height_width(np.moveaxis(values[i], -1, 0)) for i in sample_indices(len(values))]
+        )
         stats = get_feature_stats(imgs, axis=(0, 2, 3), keepdims=True)
         return {k: v if k == "count" else np.squeeze(v / 255.0, axis=0) for k, v in stats.items()}
     arr = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
@@ -48,8 +49,9 @@ def _write_episode_stats(root: Path, columns: dict[str, tuple[np.ndarray, dict]]
     for path in sorted((root / "meta" / "episodes").glob("*/*.parquet")):
         df = pd.read_parquet(path)
         bounds = list(zip(df["dataset_from_index"], df["dataset_to_index"], strict=True))
-        file_stats = [{name: column_stats(values[a:b], ft) for name, (values, ft) in columns.items()}
-                      for a, b in bounds]
+        file_stats = [
+            {name: column_stats(values[a:b], ft) for name, (values, ft) in columns.items()} for a, b in bounds
+        ]
         for name in columns:
             for stat in file_stats[0][name]:
                 df[f"stats/{name}/{stat}"] = [ep[name][stat].tolist() for ep in file_stats]

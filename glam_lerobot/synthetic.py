@@ -11,10 +11,25 @@ import numpy as np
 from glam_lerobot import schema
 
 
-def job(episode: int, length: int = 12, image_size: int = 32, robot: bool = True, seed: int = 0,
-        task: str = "synthetic", corrupt: str | None = None) -> dict:
-    return {"file": "synthetic", "episode": episode, "length": length, "image_size": image_size, "robot": robot,
-            "seed": seed, "task": task, "corrupt": corrupt}
+def job(
+    episode: int,
+    length: int = 12,
+    image_size: int = 32,
+    robot: bool = True,
+    seed: int = 0,
+    task: str = "synthetic",
+    corrupt: str | None = None,
+) -> dict:
+    return {
+        "file": "synthetic",
+        "episode": episode,
+        "length": length,
+        "image_size": image_size,
+        "robot": robot,
+        "seed": seed,
+        "task": task,
+        "corrupt": corrupt,
+    }
 
 
 def features(image_size: int = 32, robot: bool = True) -> dict:

@@ -64,8 +64,10 @@ class WriteSummary:
 
     def lines(self) -> list[str]:
         if self.already_complete:
-            return [f"{self.root} is already complete ({self.episodes} episodes, {self.frames} frames, same input and "
-                    "settings): nothing to do"]
+            return [
+                f"{self.root} is already complete ({self.episodes} episodes, {self.frames} frames, same input and "
+                "settings): nothing to do"
+            ]
         out = [f"wrote {self.episodes} episodes, {self.frames} frames to {self.root} in {self.seconds:.1f} s"]
         if self.resumed_shards:
             out.append(f"reused {self.resumed_shards} shard(s) finished by an earlier, interrupted run")
@@ -143,7 +145,13 @@ def _write_shard(
     # Streaming encoding feeds frames to the video encoder as they arrive (threads, no PNG staging and no
     # forked encoder processes, which crash once torch has started its thread pools).
     ds = LeRobotDataset.create(
-        repo_id, fps, features, root=shard_dir, robot_type=robot_type, use_videos=use_videos, video_backend="pyav",
+        repo_id,
+        fps,
+        features,
+        root=shard_dir,
+        robot_type=robot_type,
+        use_videos=use_videos,
+        video_backend="pyav",
         streaming_encoding=use_videos,
         # LeRobot drops a frame (with only a warning) when the encoder queue stays full for 0.1 s, as it does on a
         # busy CPU; offline writing must never lose frames, so the queue is unbounded (0), holding at most an episode.
@@ -177,12 +185,19 @@ def _write_shard(
     return {"episodes": episodes, "frames": frames, "skipped": skipped, "bad": bad, "warnings": warnings}
 
 
-def _plan_hash(repo_id: str, fps: int, features: dict, jobs: list, robot_type: str | None,
-               inputs: list | None = None) -> str:
+def _plan_hash(
+    repo_id: str, fps: int, features: dict, jobs: list, robot_type: str | None, inputs: list | None = None
+) -> str:
     """What a write's result depends on: its settings, its jobs and the checksums of its input files (a file
     rewritten at the same path gives another plan; the command line, e.g. --workers, does not)."""
-    plan = {"repo_id": repo_id, "fps": fps, "features": features, "jobs": jobs, "robot_type": robot_type,
-            "inputs": inputs or []}
+    plan = {
+        "repo_id": repo_id,
+        "fps": fps,
+        "features": features,
+        "jobs": jobs,
+        "robot_type": robot_type,
+        "inputs": inputs or [],
+    }
     return hashlib.sha256(json.dumps(plan, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -230,7 +245,9 @@ def write_dataset(
         raise ValueError("nothing to write: no episodes were given")
     for key, ft in features.items():
         if ft["dtype"] == "video" and min(ft["shape"][:2]) < MIN_VIDEO_SIDE:
-            raise ValueError(f"{key}: {ft['shape'][:2]} frames are too small for the AV1 encoder (min {MIN_VIDEO_SIDE} px)")
+            raise ValueError(
+                f"{key}: {ft['shape'][:2]} frames are too small for the AV1 encoder (min {MIN_VIDEO_SIDE} px)"
+            )
     inputs = _inputs(glam_meta)
     plan_hash = _plan_hash(repo_id, fps, features, jobs, robot_type, inputs)
     replace_root = False
@@ -240,13 +257,22 @@ def write_dataset(
         old_meta = provenance.read(root)
         done = old_meta.get("write", {})
         if done.get("plan") == plan_hash:  # the same write already finished: nothing to do
-            return WriteSummary(root, done["episodes"], done["frames"], [tuple(s) for s in done["skipped"]],
-                                done["bad"], 0.0, already_complete=True)
+            return WriteSummary(
+                root,
+                done["episodes"],
+                done["frames"],
+                [tuple(s) for s in done["skipped"]],
+                done["bad"],
+                0.0,
+                already_complete=True,
+            )
         if not overwrite:
             what = _what_changed(old_meta, inputs) if done else "it is not a dataset written by this command"
-            raise FileExistsError(f"{root} already exists and was written from other input: {what}. Pass "
-                                  "--overwrite to replace it (it stays in place until the new one is finished), "
-                                  "or choose another output folder")
+            raise FileExistsError(
+                f"{root} already exists and was written from other input: {what}. Pass "
+                "--overwrite to replace it (it stays in place until the new one is finished), "
+                "or choose another output folder"
+            )
         replace_root = True
     work = root.with_name(root.name + ".partial")
     plan_file = work / "plan.json"
@@ -257,11 +283,13 @@ def write_dataset(
                 raise FileExistsError(
                     f"{work} holds an unfinished write from other input or settings "
                     f"({_what_changed(old_plan, inputs)}); resuming would mix the two. Pass --overwrite to "
-                    "discard it and start again, or rerun the interrupted command to finish it")
+                    "discard it and start again, or rerun the interrupted command to finish it"
+                )
             shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
-    plan_file.write_text(json.dumps({"plan": plan_hash, "repo_id": repo_id, "episodes": len(jobs),
-                                     "source": {"files": inputs}}))
+    plan_file.write_text(
+        json.dumps({"plan": plan_hash, "repo_id": repo_id, "episodes": len(jobs), "source": {"files": inputs}})
+    )
 
     # Shards are named by the job range they cover, and finished ranges are reused as they are: the jobs no
     # finished shard covers are split into new shards for this run's worker count. A resumed write therefore
@@ -272,7 +300,7 @@ def write_dataset(
             shutil.rmtree(d)  # an interrupted shard: redo it whole
     pending = _plan_shards(len(jobs), finished, workers, shard_size)
     indexed = list(enumerate(jobs))
-    shards = {r: indexed[r[0]:r[1]] for r in [*finished, *pending]}
+    shards = {r: indexed[r[0] : r[1]] for r in [*finished, *pending]}
     results: dict[tuple[int, int], dict] = dict(finished)
     resumed = len(results)
 
@@ -284,16 +312,30 @@ def write_dataset(
         bar = progress.add_task(desc, total=len(jobs), completed=sum(len(shards[i]) for i in results))
         if workers <= 1 or len(pending) <= 1:
             for r in pending:
-                finish(r, _write_shard(work / _shard_name(*r), repo_id, fps, features, robot_type, shards[r],
-                                       produce, skip_bad))
+                finish(
+                    r,
+                    _write_shard(
+                        work / _shard_name(*r), repo_id, fps, features, robot_type, shards[r], produce, skip_bad
+                    ),
+                )
                 progress.update(bar, advance=len(shards[r]))
         else:
             ctx = mp.get_context("spawn")  # no fork: MuJoCo GL contexts and torch threads do not survive it
             with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
                 ticks = manager.Queue()
                 futures = {
-                    pool.submit(_write_shard, work / _shard_name(*r), repo_id, fps, features, robot_type,
-                                shards[r], produce, skip_bad, ticks): r
+                    pool.submit(
+                        _write_shard,
+                        work / _shard_name(*r),
+                        repo_id,
+                        fps,
+                        features,
+                        robot_type,
+                        shards[r],
+                        produce,
+                        skip_bad,
+                        ticks,
+                    ): r
                     for r in pending
                 }
                 while futures:
@@ -329,8 +371,14 @@ def write_dataset(
     summary.seconds = time.time() - start
     meta = dict(glam_meta or {})
     meta.setdefault("repo_id", repo_id)
-    meta["write"] = {"plan": plan_hash, "episodes": summary.episodes, "frames": summary.frames,
-                     "skipped": summary.skipped, "bad": summary.bad, "warnings": summary.warnings}
+    meta["write"] = {
+        "plan": plan_hash,
+        "episodes": summary.episodes,
+        "frames": summary.frames,
+        "skipped": summary.skipped,
+        "bad": summary.bad,
+        "warnings": summary.warnings,
+    }
     provenance.write(final, meta)
     write_card(final)
     if replace_root:  # the old dataset goes only now that the new one is complete
@@ -349,7 +397,7 @@ def _finished_shards(work: Path) -> dict[tuple[int, int], dict]:
     """Job ranges [first, end) whose shard finished (its done-marker exists), with what the marker recorded."""
     out = {}
     for marker in work.glob("shard-*-*.done.json"):
-        first, end = (int(x) for x in marker.name[len("shard-"):-len(".done.json")].split("-"))
+        first, end = (int(x) for x in marker.name[len("shard-") : -len(".done.json")].split("-"))
         out[(first, end)] = json.loads(marker.read_text())
     return out
 

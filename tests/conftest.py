@@ -95,9 +95,18 @@ def tmp_lerobot_home(tmp_path, monkeypatch):
     point_lerobot_at(session_home, session_cache, home)  # also modules first imported during the test
 
 
-def write_tiny_dataset(root: Path, repo_id: str = "test-user/tiny", *, robot: bool = True,
-                       cameras: tuple[str, ...] = ("overhead", "front"), episodes: int = 2, frames: int = 4,
-                       size: int = 32, glam_meta: dict | None = None, seed: int = 0) -> Path:
+def write_tiny_dataset(
+    root: Path,
+    repo_id: str = "test-user/tiny",
+    *,
+    robot: bool = True,
+    cameras: tuple[str, ...] = ("overhead", "front"),
+    episodes: int = 2,
+    frames: int = 4,
+    size: int = 32,
+    glam_meta: dict | None = None,
+    seed: int = 0,
+) -> Path:
     """A real LeRobot v3 dataset (LeRobot's own create/add_frame/save_episode/finalize), 32x32 AV1 video.
 
     32 px is about the smallest frame SVT-AV1 encodes. `robot=False` leaves out state and action (UMI-like).
@@ -109,8 +118,9 @@ def write_tiny_dataset(root: Path, repo_id: str = "test-user/tiny", *, robot: bo
 
     feats = schema.features(image_size=(size, size), cameras=cameras, robot=robot)
     rng = np.random.default_rng(seed)
-    ds = LeRobotDataset.create(repo_id, fps=schema.DEFAULT_FPS, features=feats, root=root, use_videos=True,
-                               video_backend="pyav")  # skips the noisy torchcodec probe
+    ds = LeRobotDataset.create(
+        repo_id, fps=schema.DEFAULT_FPS, features=feats, root=root, use_videos=True, video_backend="pyav"
+    )  # skips the noisy torchcodec probe
     for _ in range(episodes):
         for _ in range(frames):
             frame = {"task": "stack the red cube on the blue cube"}
@@ -150,6 +160,13 @@ def sim_mixture(tmp_path_factory):
     record("lift", "kinova", 2, 0, base / "kinova", repo_id="test/kinova-lift", image_size=32, workers=1)
     record("lift", "umi", 2, 0, base / "umi", repo_id="test/umi-lift", image_size=32, workers=1)
     path = base / "mixture.yaml"
-    path.write_text(yaml.safe_dump({"name": "lift", "target": [{"repo_id": "test/kinova-lift", "root": "kinova"}],
-                                    "auxiliary": [{"repo_id": "test/umi-lift", "root": "umi"}]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "lift",
+                "target": [{"repo_id": "test/kinova-lift", "root": "kinova"}],
+                "auxiliary": [{"repo_id": "test/umi-lift", "root": "umi"}],
+            }
+        )
+    )
     return path

@@ -18,6 +18,7 @@ Test controls (command-line flags):
 Usage: python tests/hubserver.py --root DIR [--port 0] [--token T] [--die-on TEXT]   (prints "LISTENING <port>")
 Or from Python: `with start(root) as hub: hub.url` (see `HubProcess`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,17 +42,65 @@ USER = "test-user"
 LFS_POINTER_RE = re.compile(rb"^version https://git-lfs.github.com/spec/v1\noid sha256:([0-9a-f]{64})\nsize (\d+)\n$")
 SHA1_RE = re.compile(r"^[0-9a-f]{40}$")
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
-DEFAULT_GITATTRIBUTES = "\n".join(
-    f"{p} filter=lfs diff=lfs merge=lfs -text"
-    for p in [
-        "*.7z", "*.arrow", "*.bin", "*.bz2", "*.ckpt", "*.ftz", "*.gz", "*.h5", "*.joblib", "*.lfs.*",
-        "*.lz4", "*.mds", "*.mlmodel", "*.model", "*.msgpack", "*.npy", "*.npz", "*.onnx", "*.ot",
-        "*.parquet", "*.pb", "*.pickle", "*.pkl", "*.pt", "*.pth", "*.rar", "*.safetensors",
-        "saved_model/**/*", "*.tar.*", "*.tar", "*.tf", "*.tflite", "*.tgz", "*.wasm", "*.xz", "*.zip",
-        "*.zst", "*tfevents*", "*.mp3", "*.ogg", "*.wav", "*.flac", "*.jpg", "*.jpeg", "*.png",
-        "*.webp", "*.gif", "*.mp4", "*.webm", "*.avi", "*.mkv",
-    ]
-) + "\n"
+DEFAULT_GITATTRIBUTES = (
+    "\n".join(
+        f"{p} filter=lfs diff=lfs merge=lfs -text"
+        for p in [
+            "*.7z",
+            "*.arrow",
+            "*.bin",
+            "*.bz2",
+            "*.ckpt",
+            "*.ftz",
+            "*.gz",
+            "*.h5",
+            "*.joblib",
+            "*.lfs.*",
+            "*.lz4",
+            "*.mds",
+            "*.mlmodel",
+            "*.model",
+            "*.msgpack",
+            "*.npy",
+            "*.npz",
+            "*.onnx",
+            "*.ot",
+            "*.parquet",
+            "*.pb",
+            "*.pickle",
+            "*.pkl",
+            "*.pt",
+            "*.pth",
+            "*.rar",
+            "*.safetensors",
+            "saved_model/**/*",
+            "*.tar.*",
+            "*.tar",
+            "*.tf",
+            "*.tflite",
+            "*.tgz",
+            "*.wasm",
+            "*.xz",
+            "*.zip",
+            "*.zst",
+            "*tfevents*",
+            "*.mp3",
+            "*.ogg",
+            "*.wav",
+            "*.flac",
+            "*.jpg",
+            "*.jpeg",
+            "*.png",
+            "*.webp",
+            "*.gif",
+            "*.mp4",
+            "*.webm",
+            "*.avi",
+            "*.mkv",
+        ]
+    )
+    + "\n"
+)
 REGULAR_MAX = 10 * 1024 * 1024
 
 
@@ -82,8 +131,15 @@ class Store:
         return os.path.join(self.root, "repos", rtype + "s", rid + ".git")
 
     def git(self, gd: str, *args: str, input: bytes | None = None, env: dict | None = None, check=True) -> bytes:
-        e = dict(os.environ, GIT_DIR=gd, GIT_AUTHOR_NAME=USER, GIT_AUTHOR_EMAIL=f"{USER}@localhost",
-                 GIT_COMMITTER_NAME=USER, GIT_COMMITTER_EMAIL=f"{USER}@localhost", LC_ALL="C")
+        e = dict(
+            os.environ,
+            GIT_DIR=gd,
+            GIT_AUTHOR_NAME=USER,
+            GIT_AUTHOR_EMAIL=f"{USER}@localhost",
+            GIT_COMMITTER_NAME=USER,
+            GIT_COMMITTER_EMAIL=f"{USER}@localhost",
+            LC_ALL="C",
+        )
         e.pop("GIT_INDEX_FILE", None)
         if env:
             e.update(env)
@@ -258,7 +314,9 @@ class Store:
                     key, v = op["key"], op["value"]
                     path = v.get("path", "").strip("/")
                     if key == "file":
-                        data = base64.b64decode(v["content"]) if v.get("encoding") == "base64" else v["content"].encode()
+                        data = (
+                            base64.b64decode(v["content"]) if v.get("encoding") == "base64" else v["content"].encode()
+                        )
                         oid = self.git(gd, "hash-object", "-w", "--stdin", input=data).decode().strip()
                         index_lines.append(f"100644 {oid}\t{path}")
                     elif key == "lfsFile":
@@ -271,7 +329,13 @@ class Store:
                         index_lines.append(f"100644 {oid}\t{path}")
                     elif key in ("deletedFile", "deletedFolder"):
                         if index_lines:
-                            self.git(gd, "update-index", "--index-info", input=("\n".join(index_lines) + "\n").encode(), env=env)
+                            self.git(
+                                gd,
+                                "update-index",
+                                "--index-info",
+                                input=("\n".join(index_lines) + "\n").encode(),
+                                env=env,
+                            )
                             index_lines = []
                         listed = self.git(gd, "ls-files", "-z", "--", path, env=env).split(b"\0")
                         listed = [x.decode() for x in listed if x]
@@ -285,7 +349,9 @@ class Store:
                     else:
                         raise HubError(400, f"Unknown commit operation {key}")
                 if index_lines:
-                    self.git(gd, "update-index", "--index-info", input=("\n".join(index_lines) + "\n").encode(), env=env)
+                    self.git(
+                        gd, "update-index", "--index-info", input=("\n".join(index_lines) + "\n").encode(), env=env
+                    )
                 tree = self.git(gd, "write-tree", env=env).decode().strip()
             msg = header.get("summary") or "Commit"
             if header.get("description"):
@@ -354,8 +420,9 @@ class Handler(BaseHTTPRequestHandler):
         given = auth[7:].strip() if auth.lower().startswith("bearer ") else None
         if given is not None and given != self.token:
             raise HubError(401, "Invalid credentials in Authorization header")
-        is_write = method in ("PUT", "DELETE") or (method == "POST" and seg[:2] != ["api", "validate-yaml"]
-                                                   and "paths-info" not in seg)
+        is_write = method in ("PUT", "DELETE") or (
+            method == "POST" and seg[:2] != ["api", "validate-yaml"] and "paths-info" not in seg
+        )
         if seg[0] in ("lfs-objects", "lfs-verify"):
             return  # like the Hub's presigned storage URLs: authorised by the LFS batch call that handed them out
         if given is None and (is_write or seg[:2] == ["api", "whoami-v2"]):
@@ -403,8 +470,15 @@ class Handler(BaseHTTPRequestHandler):
     def route(self, m: str, s: list[str], body: bytes):
         st = self.store
         if s[:2] == ["api", "whoami-v2"]:
-            return self.js({"type": "user", "name": USER, "fullname": "Test User", "orgs": [],
-                            "auth": {"type": "access_token", "accessToken": {"displayName": "test", "role": "write"}}})
+            return self.js(
+                {
+                    "type": "user",
+                    "name": USER,
+                    "fullname": "Test User",
+                    "orgs": [],
+                    "auth": {"type": "access_token", "accessToken": {"displayName": "test", "role": "write"}},
+                }
+            )
         if s[:2] == ["api", "validate-yaml"] and m == "POST":
             return self.js({"errors": [], "warnings": []})
         if s[:3] == ["api", "repos", "create"] and m == "POST":
@@ -483,14 +557,31 @@ class Handler(BaseHTTPRequestHandler):
                 if blobs:
                     d.update(size=e["size"], blobId=e["oid"])
                     if "lfs" in e:
-                        d["lfs"] = {"sha256": e["lfs"]["oid"], "size": e["lfs"]["size"], "pointerSize": e["lfs"]["pointerSize"]}
+                        d["lfs"] = {
+                            "sha256": e["lfs"]["oid"],
+                            "size": e["lfs"]["size"],
+                            "pointerSize": e["lfs"]["pointerSize"],
+                        }
                 sib.append(d)
             meta = st.meta(rtype, rid)
             cm = st.commit_meta(gd, commit)
-            info = {"_id": rid, "id": rid, "author": rid.split("/")[0], "sha": commit, "private": meta["private"],
-                    "gated": False, "disabled": False, "downloads": 0, "likes": 0, "tags": [],
-                    "createdAt": meta["createdAt"], "lastModified": cm["date"], "siblings": sib,
-                    "xetEnabled": False, "cardData": {}}
+            info = {
+                "_id": rid,
+                "id": rid,
+                "author": rid.split("/")[0],
+                "sha": commit,
+                "private": meta["private"],
+                "gated": False,
+                "disabled": False,
+                "downloads": 0,
+                "likes": 0,
+                "tags": [],
+                "createdAt": meta["createdAt"],
+                "lastModified": cm["date"],
+                "siblings": sib,
+                "xetEnabled": False,
+                "cardData": {},
+            }
             if rtype == "model":
                 info["modelId"] = rid
             return self.js(info)
@@ -521,8 +612,12 @@ class Handler(BaseHTTPRequestHandler):
             ops = [line for line in lines if line["key"] != "header"]
             create_pr = self.query.get("create_pr", ["0"])[0] in ("1", "true", "True")
             new, pr = st.commit(gd, rev, header, ops, create_pr)
-            res = {"success": True, "commitOid": new, "commitUrl": f"{self.base_url()}/{prefix}{rid}/commit/{new}",
-                   "hookOutput": ""}
+            res = {
+                "success": True,
+                "commitOid": new,
+                "commitUrl": f"{self.base_url()}/{prefix}{rid}/commit/{new}",
+                "hookOutput": "",
+            }
             if pr:
                 res["pullRequestUrl"] = f"{self.base_url()}/{prefix}{rid}/discussions/{pr}"
             return self.js(res)
@@ -614,8 +709,11 @@ class Handler(BaseHTTPRequestHandler):
                 else:
                     d["error"] = {"code": 404, "message": "Object does not exist"}
             objs.append(d)
-        self.send(200, json.dumps({"transfer": "basic", "objects": objs, "hash_algo": "sha256"}).encode(),
-                  ctype="application/vnd.git-lfs+json")
+        self.send(
+            200,
+            json.dumps({"transfer": "basic", "objects": objs, "hash_algo": "sha256"}).encode(),
+            ctype="application/vnd.git-lfs+json",
+        )
 
     # ---------- downloads ----------
     def resolve_file(self, rtype: str, rid: str, rev: str, path: str, head: bool):
@@ -650,7 +748,7 @@ class Handler(BaseHTTPRequestHandler):
         if rg:
             s, e = rg
             h["Content-Range"] = f"bytes {s}-{e}/{len(data)}"
-            return self.send(206, data[s:e + 1], ctype="application/octet-stream", headers=h, head=head)
+            return self.send(206, data[s : e + 1], ctype="application/octet-stream", headers=h, head=head)
         return self.send(200, data, ctype="application/octet-stream", headers=h, head=head)
 
     def serve_file(self, p: str, h: dict, head: bool):
@@ -690,8 +788,9 @@ class HubProcess:
         if die_on:
             args += ["--die-on", die_on]
         # stdin is a lifeline: the server exits when it closes, so a crashed test run leaves no server behind
-        self.proc = subprocess.Popen(args + ["--exit-with-stdin"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
+        self.proc = subprocess.Popen(
+            args + ["--exit-with-stdin"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         line = self.proc.stdout.readline()
         if not line.startswith("LISTENING"):
             self.proc.kill()

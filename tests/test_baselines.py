@@ -31,8 +31,9 @@ def _model(method: str, srcs, input_kind="rgb"):
 
     torch.manual_seed(0)
     model = build_model(GLAMConfig(input=input_kind, image_size=32, model=method, mlp_width=64, conv_width=8))
-    model.set_stats({k: {m: torch.from_numpy(v) for m, v in d.items()}
-                     for k, d in wm_data.compute_stats(srcs, 1).items()})
+    model.set_stats(
+        {k: {m: torch.from_numpy(v) for m, v in d.items()} for k, d in wm_data.compute_stats(srcs, 1).items()}
+    )
     return model
 
 
@@ -85,8 +86,12 @@ def test_nsvq_outputs_code_vectors_and_replaces_dead_codes():
     out, idx = vq(z)  # the first call starts the codes on encoder outputs
     # training: noise substitution keeps the quantisation error's norm, not the code itself
     q = vq.codebook.detach()[idx.reshape(-1)]
-    np.testing.assert_allclose((out.reshape(-1, 3) - z.reshape(-1, 3)).norm(dim=-1).detach(),
-                               (q - z.reshape(-1, 3)).norm(dim=-1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        (out.reshape(-1, 3) - z.reshape(-1, 3)).norm(dim=-1).detach(),
+        (q - z.reshape(-1, 3)).norm(dim=-1),
+        rtol=1e-5,
+        atol=1e-6,
+    )
     assert out.requires_grad and torch.autograd.grad(out.sum(), vq.codebook)[0].abs().sum() > 0
     vq.eval()
     hard, idx = vq(z)
@@ -110,7 +115,7 @@ def test_perplexity_against_hand_values():
     assert perplexity(torch.tensor([7.0, 0, 0, 0])) == pytest.approx(1.0)  # collapse
     assert perplexity(torch.tensor([2.0, 2, 2, 2])) == pytest.approx(4.0)  # uniform
     # p = (1/2, 1/4, 1/4): H = 1.5 ln 2 -> 2^1.5
-    assert perplexity(torch.tensor([2.0, 1, 1, 0])) == pytest.approx(2 ** 1.5)
+    assert perplexity(torch.tensor([2.0, 1, 1, 0])) == pytest.approx(2**1.5)
 
 
 def test_train_lapa_reports_codebook_usage_and_relabels_with_codes(mixture_file, tmp_path):  # noqa: F811

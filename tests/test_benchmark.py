@@ -20,7 +20,7 @@ def test_wilson_interval_matches_newcombe_1998_examples():
     assert stats.wilson(81, 263) == pytest.approx((0.2553, 0.3662), abs=5e-5)
     assert stats.wilson(15, 148) == pytest.approx((0.0624, 0.1605), abs=5e-5)
     # the edges: 0/10 -> [0, z^2/(n+z^2)], 10/10 mirrors it
-    z2 = stats.Z95 ** 2
+    z2 = stats.Z95**2
     assert stats.wilson(0, 10) == pytest.approx((0.0, z2 / (10 + z2)))
     assert stats.wilson(10, 10) == pytest.approx((10 / (10 + z2), 1.0))
     with pytest.raises(ValueError, match="k=11"):
@@ -59,8 +59,19 @@ def test_micro_benchmark_runs_end_to_end_and_the_second_run_reuses_the_cache(tmp
     monkeypatch.setenv("GLAM_LEROBOT_CACHE", str(tmp_path / "frame-cache"))
     monkeypatch.setenv("SVT_LOG", "1")
     out = tmp_path / "bench"
-    args = ["benchmark", "--task", "lift", "--methods", "mip,glam_o", "--seeds", "1", "--scale", "micro",
-            "--output", str(out)]
+    args = [
+        "benchmark",
+        "--task",
+        "lift",
+        "--methods",
+        "mip,glam_o",
+        "--seeds",
+        "1",
+        "--scale",
+        "micro",
+        "--output",
+        str(out),
+    ]
     first = CliRunner().invoke(app, [*args, "--jobs", "2"])  # the two runs train side by side
     assert first.exit_code == 0, first.output + repr(first.exception)
     assert "2 run(s) trained, 0 reused" in first.output
@@ -112,8 +123,12 @@ def test_a_failing_run_does_not_stop_the_others_and_is_named(tmp_path, monkeypat
 def test_bad_requests_fail_before_anything_is_written(tmp_path):
     from glam_lerobot.cli import app
 
-    for bad, message in ((["--methods", "mip,dreamer"], "unknown ['dreamer']"), (["--scale", "huge"], "huge"),
-                         (["--task", "juggle"], "juggle"), (["--seeds", "0"], "at least 1")):
+    for bad, message in (
+        (["--methods", "mip,dreamer"], "unknown ['dreamer']"),
+        (["--scale", "huge"], "huge"),
+        (["--task", "juggle"], "juggle"),
+        (["--seeds", "0"], "at least 1"),
+    ):
         res = CliRunner().invoke(app, ["benchmark", "--output", str(tmp_path / "b"), *bad])
         assert res.exit_code == 1 and message in res.output, res.output
     assert not (tmp_path / "b").exists()

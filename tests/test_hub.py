@@ -12,14 +12,21 @@ import pytest
 
 from glam_lerobot import hub, provenance
 
-GLAM = {"embodiment": "kinova_gen3", "arms": 1, "task": "stack_two",
-        "source": {"format": "sim", "command": "glam-lerobot sim record stack_two"}}
+GLAM = {
+    "embodiment": "kinova_gen3",
+    "arms": 1,
+    "task": "stack_two",
+    "source": {"format": "sim", "command": "glam-lerobot sim record stack_two"},
+}
 
 
 def digest(root: Path) -> dict[str, str]:
     """sha256 of every file of a dataset folder (what 'byte-identical' means here)."""
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and ".cache" not in p.parts}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".cache" not in p.parts
+    }
 
 
 def data_files(root: Path) -> dict[str, str]:
@@ -39,11 +46,21 @@ def add_latent_revision(parent_root: Path, repo_id: str, out: Path, revision: st
 
     parent = LeRobotDataset(repo_id, root=parent_root, video_backend="pyav")
     latents = np.arange(parent.meta.total_frames * 8, dtype=np.float32).reshape(-1, 8)
-    add_features(parent, {"latent.action": (latents, {"dtype": "float32", "shape": (8,), "names": None})},
-                 output_dir=out, repo_id=repo_id)
-    provenance.write(out, provenance.derived(
-        provenance.read(parent_root), revision=revision, parent={"repo_id": repo_id, "revision": "main"},
-        step={"command": "glam-lerobot relabel", "columns": ["latent.action"], "model": "test-user/wm@main"}))
+    add_features(
+        parent,
+        {"latent.action": (latents, {"dtype": "float32", "shape": (8,), "names": None})},
+        output_dir=out,
+        repo_id=repo_id,
+    )
+    provenance.write(
+        out,
+        provenance.derived(
+            provenance.read(parent_root),
+            revision=revision,
+            parent={"repo_id": repo_id, "revision": "main"},
+            step={"command": "glam-lerobot relabel", "columns": ["latent.action"], "model": "test-user/wm@main"},
+        ),
+    )
     return out
 
 
@@ -67,8 +84,13 @@ def test_push_then_pull_at_tag_and_branch_into_a_clean_cache(make_tiny_dataset, 
     assert at_tag.commit == s.commit == at_branch.commit
     assert at_tag.downloaded == at_tag.files and at_tag.downloaded_bytes == at_tag.bytes
     assert hub.pull("test-user/kinova").downloaded == 0  # already cached: nothing moves
-    assert hub.origin(at_tag.root) == {"repo_id": "test-user/kinova", "repo_type": "dataset", "revision": "v3.0",
-                                       "revisions": ["v3.0"], "commit": s.commit}
+    assert hub.origin(at_tag.root) == {
+        "repo_id": "test-user/kinova",
+        "repo_type": "dataset",
+        "revision": "v3.0",
+        "revisions": ["v3.0"],
+        "commit": s.commit,
+    }
     assert hub.origin(at_branch.root)["commit"] == s.commit and hub.origin(root) is None
     local = digest(root)
     for pulled in (at_tag.root, at_branch.root):
@@ -110,8 +132,9 @@ def test_derived_revision_goes_to_its_own_branch_and_tag(make_tiny_dataset, tmp_
     old = hub.pull(repo, "v3.0")
     assert new.root != old.root
     assert digest(old.root) == before  # the parent revision is byte-identical
-    assert LeRobotDataset(repo, revision="latents-v1", video_backend="pyav")[5]["latent.action"].tolist() == \
-        list(np.arange(40, 48, dtype=np.float32))
+    assert LeRobotDataset(repo, revision="latents-v1", video_backend="pyav")[5]["latent.action"].tolist() == list(
+        np.arange(40, 48, dtype=np.float32)
+    )
     assert "latent.action" not in LeRobotDataset(repo, video_backend="pyav").meta.features
 
     rows = {(r.name, r.kind): r for r in hub.revisions(repo)}
@@ -146,8 +169,15 @@ def test_world_model_folder_round_trip(tmp_path):
     folder.mkdir()
     weights = {"idm.weight": torch.randn(8, 16), "forward.bias": torch.randn(16)}
     save_file(weights, folder / "model.safetensors")
-    (folder / "config.json").write_text(json.dumps({"name": "glam-tiny", "latent_dim": 8, "mixture": {
-        "target": [{"repo_id": "test-user/kinova", "revision": "main"}]}}))
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "name": "glam-tiny",
+                "latent_dim": 8,
+                "mixture": {"target": [{"repo_id": "test-user/kinova", "revision": "main"}]},
+            }
+        )
+    )
     (folder / "checkpoints" / "step-10").mkdir(parents=True)
     (folder / "checkpoints" / "step-10" / "training_state.pt").write_bytes(b"optimizer state: stays local")
     assert hub.folder_kind(folder) == "model"
@@ -169,9 +199,12 @@ def test_server_dies_mid_push_then_a_retry_completes(make_tiny_dataset, tmp_path
 
     repo = "test-user/crashy"
     root = make_tiny_dataset("crashy", repo_id=repo, episodes=1, frames=3, glam_meta=GLAM)
-    child_meta = provenance.derived(provenance.read(root), revision="fix-v1",
-                                    parent={"repo_id": repo, "revision": "main"},
-                                    step={"command": "test", "columns": []})
+    child_meta = provenance.derived(
+        provenance.read(root),
+        revision="fix-v1",
+        parent={"repo_id": repo, "revision": "main"},
+        step={"command": "test", "columns": []},
+    )
     server = hubserver.start(str(tmp_path / "store"), token=TEST_TOKEN)
     try:
         first = hub.push_dataset(root, repo, endpoint=server.url)

@@ -10,15 +10,30 @@ from glam_lerobot import cards, provenance
 def test_dataset_card_names_sources_revision_columns_and_models(make_tiny_dataset, tmp_path):
     raw = tmp_path / "episode_0.hdf5"
     raw.write_bytes(b"raw teleop bytes")
-    root = make_tiny_dataset("kinova_stack", episodes=2, frames=3, glam_meta={
-        "embodiment": "kinova_gen3", "arms": 1, "task": "stack_two",
-        "source": {"format": "hdf5-robomimic", "files": provenance.file_records([raw]),
-                   "command": "glam-lerobot ingest hdf5 episode_0.hdf5"},
-        "revision": "masks-v1",
-        "parent": {"repo_id": "test-user/kinova_stack", "revision": "main", "commit": "a" * 40},
-        "history": [{"command": "glam-lerobot masks sim", "columns": ["mask.overhead", "mask.front"],
-                     "model": "mujoco-segmentation"}],
-    })
+    root = make_tiny_dataset(
+        "kinova_stack",
+        episodes=2,
+        frames=3,
+        glam_meta={
+            "embodiment": "kinova_gen3",
+            "arms": 1,
+            "task": "stack_two",
+            "source": {
+                "format": "hdf5-robomimic",
+                "files": provenance.file_records([raw]),
+                "command": "glam-lerobot ingest hdf5 episode_0.hdf5",
+            },
+            "revision": "masks-v1",
+            "parent": {"repo_id": "test-user/kinova_stack", "revision": "main", "commit": "a" * 40},
+            "history": [
+                {
+                    "command": "glam-lerobot masks sim",
+                    "columns": ["mask.overhead", "mask.front"],
+                    "model": "mujoco-segmentation",
+                }
+            ],
+        },
+    )
     path = cards.write_dataset_card(root)
     text = path.read_text()
     assert path == root / "README.md"
@@ -52,9 +67,17 @@ def test_model_card_lists_training_mixture_and_config(tmp_path):
     folder = tmp_path / "wm"
     folder.mkdir()
     (folder / "model.safetensors").write_bytes(b"\0")
-    config = {"name": "glam-stack-two", "latent_dim": 8, "input": "masks", "steps": 200,
-              "mixture": {"name": "m", "target": [{"repo_id": "me/kinova", "revision": "main"}],
-                          "auxiliary": [{"repo_id": "me/umi", "revision": "masks-v1"}]}}
+    config = {
+        "name": "glam-stack-two",
+        "latent_dim": 8,
+        "input": "masks",
+        "steps": 200,
+        "mixture": {
+            "name": "m",
+            "target": [{"repo_id": "me/kinova", "revision": "main"}],
+            "auxiliary": [{"repo_id": "me/umi", "revision": "masks-v1"}],
+        },
+    }
     text = cards.write_model_card(folder, config, repo_id="me/glam-stack-two").read_text()
 
     from huggingface_hub import ModelCard

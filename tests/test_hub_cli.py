@@ -36,12 +36,14 @@ def test_push_revisions_pull_and_share_a_mixture(make_tiny_dataset, tmp_lerobot_
     assert (tmp_path / "copy" / "meta" / "info.json").is_file()
 
     mix = tmp_path / "mix.yaml"
-    mix.write_text(textwrap.dedent("""
+    mix.write_text(
+        textwrap.dedent("""
         name: cli_mix
         target: [{repo_id: test-user/cli_kinova}]
         auxiliary: [{repo_id: test-user/cli_umi, revision: raw}]
         cameras: {test-user/cli_umi: {top: overhead}}
-    """))
+    """)
+    )
     out = run("mixture", "check", str(mix)).output
     assert "mixture cli_mix: OK" in out and "top->overhead" in out
 

@@ -25,7 +25,9 @@ def test_ingest_commands_write_a_dataset_or_name_the_bad_input(tmp_path):
     assert "nan.zarr.zip: episode 1: field 'data/robot0_eef_pos'" in out.output.replace("\n", "")
     assert not (tmp_path / "umi").exists()
 
-    out = runner.invoke(app, ["ingest", "umi", str(bad), "--root", str(tmp_path / "umi"), "--camera-map", "camera0=top"])
+    out = runner.invoke(
+        app, ["ingest", "umi", str(bad), "--root", str(tmp_path / "umi"), "--camera-map", "camera0=top"]
+    )
     assert out.exit_code == 1 and "must be one of" in out.output
 
     out = runner.invoke(app, ["ingest", "rosbag", str(tmp_path / "nothing_here"), "--root", str(tmp_path / "r")])

@@ -46,8 +46,10 @@ def write_aloha(path, T=60, seed=0, compress=False, qpos_width=8):
         images = obs.create_group("images")
         frames = {"cam_high": [picture(k, 0) for k in range(T)], "cam_low": [picture(k, 90) for k in range(T)]}
         if compress:
-            encoded = {c: [cv2.imencode(".jpg", f[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])[1].ravel() for f in fs]
-                       for c, fs in frames.items()}
+            encoded = {
+                c: [cv2.imencode(".jpg", f[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])[1].ravel() for f in fs]
+                for c, fs in frames.items()
+            }
             pad = max(len(e) for es in encoded.values() for e in es)
             for c, es in encoded.items():
                 rows = np.zeros((T, pad), np.uint8)

@@ -23,8 +23,10 @@ def gen3_model() -> mujoco.MjModel:
     body = '<site name="tool" pos="0 0 -0.061525" quat="0 1 0 0"/>'
     for i in reversed(range(7)):
         pos, quat = CHAIN[i]
-        body = (f'<body name="l{i + 1}" pos="{pos}" quat="{quat}"><joint name="j{i + 1}" axis="0 0 1"/>'
-                f'<geom size="0.03" mass="0.5"/>{body}</body>')
+        body = (
+            f'<body name="l{i + 1}" pos="{pos}" quat="{quat}"><joint name="j{i + 1}" axis="0 0 1"/>'
+            f'<geom size="0.03" mass="0.5"/>{body}</body>'
+        )
     return mujoco.MjModel.from_xml_string(f"<mujoco><worldbody>{body}</worldbody></mujoco>")
 
 
@@ -49,7 +51,9 @@ def test_real_robot_ee_pose_is_the_simulators_pinch_frame():
     from glam_lerobot.sim.models import gen3_xml
 
     classes = "".join(f'<default class="{c}"/>' for c in ("link", "gripper", "finger", "pad"))
-    xml = f"<mujoco><default>{classes}</default><worldbody>{gen3_xml('a/', (0, 0, 0), (1, 0, 0, 0))}</worldbody></mujoco>"
+    xml = (
+        f"<mujoco><default>{classes}</default><worldbody>{gen3_xml('a/', (0, 0, 0), (1, 0, 0, 0))}</worldbody></mujoco>"
+    )
     model = mujoco.MjModel.from_xml_string(xml)
     data = mujoco.MjData(model)
     site = model.site("a/pinch").id

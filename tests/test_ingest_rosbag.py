@@ -38,9 +38,21 @@ def image_at(k: int) -> np.ndarray:
     return img
 
 
-def write_bag(path, ros: int, *, storage=StoragePlugin.MCAP, compressed=False, seconds=1.5, command=False,
-              shuffle_stamps=False, image_hw=HW, drop_camera=False, encoding="bgr8", camera_stall=None,
-              joint_clock_jump=None):
+def write_bag(
+    path,
+    ros: int,
+    *,
+    storage=StoragePlugin.MCAP,
+    compressed=False,
+    seconds=1.5,
+    command=False,
+    shuffle_stamps=False,
+    image_hw=HW,
+    drop_camera=False,
+    encoding="bgr8",
+    camera_stall=None,
+    joint_clock_jump=None,
+):
     """Joint states at 40 Hz (header stamps 3 ms before the bag's receive time) and a camera at 15 Hz."""
     ts = get_typestore(Stores.ROS1_NOETIC if ros == 1 else Stores.ROS2_HUMBLE)
     T = ts.types
@@ -61,12 +73,17 @@ def write_bag(path, ros: int, *, storage=StoragePlugin.MCAP, compressed=False, s
         stamps = np.where(js_t >= joint_clock_jump[0], stamps + joint_clock_jump[1], stamps)
     for t, stamp in zip(js_t, stamps, strict=True):
         msg = T["sensor_msgs/msg/JointState"](
-            header=header(T0 + int(stamp * 1e9)), name=[*JOINTS, KNUCKLE],
-            position=np.array([*joints_at(t), knuckle_at(t)]), velocity=np.zeros(0), effort=np.zeros(0))
+            header=header(T0 + int(stamp * 1e9)),
+            name=[*JOINTS, KNUCKLE],
+            position=np.array([*joints_at(t), knuckle_at(t)]),
+            velocity=np.zeros(0),
+            effort=np.zeros(0),
+        )
         events.append((t, "/joint_states", "sensor_msgs/msg/JointState", msg))
         if command:  # a joint-target stream slightly ahead of the state
             cmd = T["std_msgs/msg/Float64MultiArray"](
-                layout=T["std_msgs/msg/MultiArrayLayout"](dim=[], data_offset=0), data=joints_at(t + 0.1))
+                layout=T["std_msgs/msg/MultiArrayLayout"](dim=[], data_offset=0), data=joints_at(t + 0.1)
+            )
             events.append((t, "/cmd", "std_msgs/msg/Float64MultiArray", cmd))
     if not drop_camera:
         for k, t in enumerate(np.arange(0, seconds, 1 / 15)):
@@ -77,15 +94,22 @@ def write_bag(path, ros: int, *, storage=StoragePlugin.MCAP, compressed=False, s
                 img = np.zeros((*image_hw, 3), np.uint8)
             if compressed:
                 ok, png = cv2.imencode(".png", img[..., ::-1])
-                msg = T["sensor_msgs/msg/CompressedImage"](header=header(T0 + int(t * 1e9)), format="rgb8; png",
-                                                           data=png.ravel())
+                msg = T["sensor_msgs/msg/CompressedImage"](
+                    header=header(T0 + int(t * 1e9)), format="rgb8; png", data=png.ravel()
+                )
                 typ = "sensor_msgs/msg/CompressedImage"
             else:
                 h, w = img.shape[:2]
                 raw = img[..., ::-1] if encoding == "bgr8" else img
-                msg = T["sensor_msgs/msg/Image"](header=header(T0 + int(t * 1e9)), height=h, width=w,
-                                                 encoding=encoding, is_bigendian=0, step=w * 3,
-                                                 data=np.ascontiguousarray(raw).ravel())
+                msg = T["sensor_msgs/msg/Image"](
+                    header=header(T0 + int(t * 1e9)),
+                    height=h,
+                    width=w,
+                    encoding=encoding,
+                    is_bigendian=0,
+                    step=w * 3,
+                    data=np.ascontiguousarray(raw).ravel(),
+                )
                 typ = "sensor_msgs/msg/Image"
             events.append((t, "/camera/color/image_raw", typ, msg))
     events.sort(key=lambda ev: ev[0])
@@ -144,8 +168,12 @@ def test_ros2_mcap_and_sqlite3_bags_become_one_kinova_dataset(tmp_path):
         np.testing.assert_allclose(actions[:-1, 7], 1 - states[1:, 7] / schema.GRIPPER_MAX_OPENING, atol=1e-5)
 
     # as a policy loads it: action chunks and image history across the episode boundary (LeRobot's timestamp checks)
-    chunked = LeRobotDataset("lab/kinova_teleop", root=tmp_path / "kinova", video_backend="pyav",
-                             delta_timestamps={schema.ACTION: [0, 0.1, 0.2], schema.image_key("front"): [-0.1, 0]})
+    chunked = LeRobotDataset(
+        "lab/kinova_teleop",
+        root=tmp_path / "kinova",
+        video_backend="pyav",
+        delta_timestamps={schema.ACTION: [0, 0.1, 0.2], schema.image_key("front"): [-0.1, 0]},
+    )
     last = chunked[14]  # the last frame of episode 0
     assert last["action_is_pad"].tolist() == [False, True, True]
     assert tuple(last[schema.image_key("front")].shape) == (2, 3, *HW)
@@ -153,7 +181,8 @@ def test_ros2_mcap_and_sqlite3_bags_become_one_kinova_dataset(tmp_path):
 
     meta = provenance.read(tmp_path / "kinova")
     assert meta["source"]["format"] == "rosbag" and meta["source"]["mapping"]["cameras"] == {
-        "front": "/camera/color/image_raw"}
+        "front": "/camera/color/image_raw"
+    }
     files = {f["path"]: f["sha256"] for f in meta["source"]["files"]}
     assert any(p.endswith(".mcap") for p in files) and any(p.endswith(".db3") for p in files)
 
@@ -211,8 +240,10 @@ def test_broken_bags_are_named_and_skip_bad_lists_them(tmp_path):
     cut.write_bytes(ros1.read_bytes()[:5000])
 
     plan = rosbag.plan([tmp_path / "bags"], fps=10)
-    assert {(j["file"], j["bad"][0]) for j in plan.bad} == {(str(no_cam), "/camera/color/image_raw"),
-                                                            (str(cut), "<file>")}
+    assert {(j["file"], j["bad"][0]) for j in plan.bad} == {
+        (str(no_cam), "/camera/color/image_raw"),
+        (str(cut), "<file>"),
+    }
     with pytest.raises(EpisodeError, match="topic missing from the bag") as err:
         plan.write(tmp_path / "out", "lab/bags")
     assert (err.value.file, err.value.episode) == (str(no_cam), 1)
@@ -220,8 +251,12 @@ def test_broken_bags_are_named_and_skip_bad_lists_them(tmp_path):
     summary = plan.write(tmp_path / "out", "lab/bags", skip_bad=True)
     assert summary.episodes == 1
     bad = "\n".join(summary.bad)
-    for path, field in ((no_cam, "/camera/color/image_raw"), (back, "/joint_states"),
-                        (small, "/camera/color/image_raw"), (cut, "<file>")):
+    for path, field in (
+        (no_cam, "/camera/color/image_raw"),
+        (back, "/joint_states"),
+        (small, "/camera/color/image_raw"),
+        (cut, "<file>"),
+    ):
         assert f"{path}: episode" in bad and f"field '{field}'" in bad, bad
     assert "go back in time at sample 21" in bad and "16x16" in bad
     assert LeRobotDataset("lab/bags", root=tmp_path / "out", video_backend="pyav").meta.total_episodes == 1

@@ -26,8 +26,15 @@ SIZE = 32
 def parent(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("masks") / "syn"
     jobs = [synthetic.job(i, length=6 + i, image_size=SIZE) for i in range(2)]
-    write_dataset(root, "me/syn", 10, synthetic.features(SIZE), jobs, synthetic.produce,
-                  glam_meta={"embodiment": "synthetic", "task": "lift", "repo_id": "me/syn"})
+    write_dataset(
+        root,
+        "me/syn",
+        10,
+        synthetic.features(SIZE),
+        jobs,
+        synthetic.produce,
+        glam_meta={"embodiment": "synthetic", "task": "lift", "repo_id": "me/syn"},
+    )
     return root
 
 
@@ -43,8 +50,11 @@ def model(tmp_path_factory) -> str:
 
 
 def tree_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def stored(ds, camera: str) -> np.ndarray:
@@ -58,8 +68,9 @@ def test_masks_become_a_new_revision_and_the_parent_stays_byte_identical(parent,
     before = tree_digest(parent)
     out = tmp_path / "syn@masks"
     # conf=0 makes the untrained model detect something; ByteTrack runs over batches of 4 frames
-    summary = add_masks(parent, "ultralytics", model=model, objects=["0"], conf=0.0, batch=4, output=out,
-                        revision="masks-test")
+    summary = add_masks(
+        parent, "ultralytics", model=model, objects=["0"], conf=0.0, batch=4, output=out, revision="masks-test"
+    )
     assert summary.root == out and not work_dir(out).exists()
     assert tree_digest(parent) == before
 
@@ -94,8 +105,16 @@ def test_masks_become_a_new_revision_and_the_parent_stays_byte_identical(parent,
 def test_frames_where_nothing_is_found_get_empty_masks_and_are_counted(parent, model, tmp_path):
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    summary = add_masks(parent, "ultralytics", model=model, objects=["0"], conf=1.0, tracker=None,
-                        output=tmp_path / "none", cameras=["front"])
+    summary = add_masks(
+        parent,
+        "ultralytics",
+        model=model,
+        objects=["0"],
+        conf=1.0,
+        tracker=None,
+        output=tmp_path / "none",
+        cameras=["front"],
+    )
     assert summary.empty == {"front": 13}
     ds = LeRobotDataset("me/syn", root=tmp_path / "none", video_backend="pyav")
     assert schema.mask_key("overhead") not in ds.meta.features
@@ -173,14 +192,35 @@ def test_cli_adds_masks_and_explains_itself(parent, model, tmp_path):
     assert helped.exit_code == 0 and "new revision" in helped.output.lower()
     missing = runner.invoke(app, ["masks", "add", "--root", str(tmp_path / "nothing"), "--backend", "groundtruth"])
     assert missing.exit_code == 1 and "not a LeRobot dataset" in missing.output
-    res = runner.invoke(app, ["masks", "add", "--root", str(parent), "--backend", "ultralytics", "--model", model,
-                              "--objects", "0", "--conf", "1.0", "--tracker", "none", "--cameras", "front",
-                              "--revision", "masks-cli"])
+    res = runner.invoke(
+        app,
+        [
+            "masks",
+            "add",
+            "--root",
+            str(parent),
+            "--backend",
+            "ultralytics",
+            "--model",
+            model,
+            "--objects",
+            "0",
+            "--conf",
+            "1.0",
+            "--tracker",
+            "none",
+            "--cameras",
+            "front",
+            "--revision",
+            "masks-cli",
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = parent.with_name("syn@masks-cli")
     try:
         assert "masks-cli" in res.output and "front 13/13" in res.output
         assert json.loads((out / "meta" / "glam.json").read_text())["history"][-1]["command"].startswith(
-            "glam-lerobot masks add")
+            "glam-lerobot masks add"
+        )
     finally:
         shutil.rmtree(out, ignore_errors=True)  # beside the module's parent: do not leave it to other tests

@@ -54,7 +54,12 @@ def test_prompts_and_model_families_are_understood_or_refused_clearly():
     with pytest.raises(ValueError, match="box:x1,y1,x2,y2"):
         parse_geometric_prompt("cube")
     assert [model_kind(m) for m in ("sam3.pt", "sam2.1_b.pt", "/w/mobile_sam.pt", "yoloe-11s-seg.pt", "best.pt")] == [
-        "sam3", "sam", "sam", "yolo", "yolo"]
+        "sam3",
+        "sam",
+        "sam",
+        "yolo",
+        "yolo",
+    ]
     with pytest.raises(ValueError, match="need a prompt"):
         UltralyticsMasker("sam2_b.pt", ["cube"])  # refused before any weights are looked for
     with pytest.raises(ValueError, match="not a segmentation model"):

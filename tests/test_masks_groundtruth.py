@@ -24,9 +24,28 @@ def recorded(tmp_path_factory) -> Path:
     from glam_lerobot.cli import app
 
     root = tmp_path_factory.mktemp("gt") / "lift"
-    res = CliRunner().invoke(app, ["sim", "record", "--embodiment", "kinova", "--task", "lift", "--episodes", "1",
-                                   "--seed", "3", "--root", str(root), "--image-size", str(SIZE), "--masks",
-                                   "--workers", "1"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "sim",
+            "record",
+            "--embodiment",
+            "kinova",
+            "--task",
+            "lift",
+            "--episodes",
+            "1",
+            "--seed",
+            "3",
+            "--root",
+            str(root),
+            "--image-size",
+            str(SIZE),
+            "--masks",
+            "--workers",
+            "1",
+        ],
+    )
     assert res.exit_code == 0, res.output
     return root
 
@@ -47,7 +66,9 @@ def masks_of(root: Path, camera: str) -> np.ndarray:
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     ds = LeRobotDataset("local/lift", root=root, video_backend="pyav")
-    return np.stack([np.asarray(im)[..., 0] > 127 for im in ds.hf_dataset.with_format(None)[:][schema.mask_key(camera)]])
+    return np.stack(
+        [np.asarray(im)[..., 0] > 127 for im in ds.hf_dataset.with_format(None)[:][schema.mask_key(camera)]]
+    )
 
 
 def test_groundtruth_revision_reproduces_the_masks_recorded_live(recorded, unmasked, tmp_path):
@@ -93,8 +114,9 @@ def test_score_renders_the_truth_when_the_dataset_has_no_mask_columns(unmasked, 
     torch.manual_seed(0)
     weights = tmp_path / "tiny-seg.pt"
     YOLO("yolo11n-seg.yaml").save(weights)
-    rows = score_masks([unmasked], str(weights), objects=["0"], conf=1.0, tracker=None, cameras=["front"],
-                       panel=tmp_path / "p.png")
+    rows = score_masks(
+        [unmasked], str(weights), objects=["0"], conf=1.0, tracker=None, cameras=["front"], panel=tmp_path / "p.png"
+    )
     (row,) = rows
     assert row["truth"] == "rendered from sim.qpos" and row["task"] == "lift"
     # nothing predicted: IoU is 1 exactly on the frames where the cube is out of view

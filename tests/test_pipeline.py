@@ -30,32 +30,93 @@ MICRO = {
     "full_scale": "More episodes, more steps, bigger images, a GPU.",
     "vars": {"size": 32, "task": "lift", "data": "${workdir}/data"},
     "stages": [
-        {"name": "kinova", "run": "record",
-         "with": {"embodiment": "kinova", "task": "${task}", "episodes": 2, "seed": "${seed}", "image_size": "${size}",
-                  "workers": 1},
-         "outputs": {"dataset": "${data}/kinova"}},
-        {"name": "umi", "run": "record",
-         "with": {"embodiment": "umi", "task": "${task}", "episodes": 2, "seed": 100, "image_size": "${size}",
-                  "workers": 1},
-         "outputs": {"dataset": "${data}/umi"}},
+        {
+            "name": "kinova",
+            "run": "record",
+            "with": {
+                "embodiment": "kinova",
+                "task": "${task}",
+                "episodes": 2,
+                "seed": "${seed}",
+                "image_size": "${size}",
+                "workers": 1,
+            },
+            "outputs": {"dataset": "${data}/kinova"},
+        },
+        {
+            "name": "umi",
+            "run": "record",
+            "with": {
+                "embodiment": "umi",
+                "task": "${task}",
+                "episodes": 2,
+                "seed": 100,
+                "image_size": "${size}",
+                "workers": 1,
+            },
+            "outputs": {"dataset": "${data}/umi"},
+        },
         {"name": "masks", "run": "masks", "with": {"dataset": "${kinova.dataset}", "backend": "groundtruth"}},
         {"name": "share", "run": "push", "with": {"path": "${kinova.dataset}", "repo_id": "pipeline/kinova-lift"}},
-        {"name": "mix", "run": "mixture",
-         "with": {"target": ["${kinova.dataset}"], "auxiliary": ["${umi.dataset}"]},
-         "outputs": {"mixture": "${workdir}/mixture.yaml"}},
-        {"name": "wm", "run": "train_wm",
-         "with": {"mixture": "${mix.mixture}", "steps": 3, "batch_size": 8, "latent_dim": 4, "log_every": 1,
-                  "save_every": 2, "threads": 1}},
-        {"name": "latents", "run": "relabel", "with": {"world_model": "${wm.world_model}", "mixture": "${mix.mixture}"}},
-        {"name": "policy", "run": "train_policy",
-         "with": {"dataset": "${latents.merged}", "policy": "glam_mip", "steps": 2, "batch_size": 4, "log_freq": 1,
-                  "device": "cpu", "args": {"policy.mip_blocks": 2}}},
-        {"name": "eval", "run": "evaluate",
-         "with": {"policy": "${policy.policy}", "task": "${task}", "episodes": 1, "image_size": "${size}",
-                  "episode_length": 6, "device": "cpu"}},
-        {"name": "plots", "run": "plot",
-         "with": {"world_models": {"GLAM": "${wm.world_model}"}, "policies": {"glam_mip": "${policy.policy}"},
-                  "latents": ["${latents.merged}"], "evals": {"GLAM": "${eval.eval}"}}},
+        {
+            "name": "mix",
+            "run": "mixture",
+            "with": {"target": ["${kinova.dataset}"], "auxiliary": ["${umi.dataset}"]},
+            "outputs": {"mixture": "${workdir}/mixture.yaml"},
+        },
+        {
+            "name": "wm",
+            "run": "train_wm",
+            "with": {
+                "mixture": "${mix.mixture}",
+                "steps": 3,
+                "batch_size": 8,
+                "latent_dim": 4,
+                "log_every": 1,
+                "save_every": 2,
+                "threads": 1,
+            },
+        },
+        {
+            "name": "latents",
+            "run": "relabel",
+            "with": {"world_model": "${wm.world_model}", "mixture": "${mix.mixture}"},
+        },
+        {
+            "name": "policy",
+            "run": "train_policy",
+            "with": {
+                "dataset": "${latents.merged}",
+                "policy": "glam_mip",
+                "steps": 2,
+                "batch_size": 4,
+                "log_freq": 1,
+                "device": "cpu",
+                "args": {"policy.mip_blocks": 2},
+            },
+        },
+        {
+            "name": "eval",
+            "run": "evaluate",
+            "with": {
+                "policy": "${policy.policy}",
+                "task": "${task}",
+                "episodes": 1,
+                "image_size": "${size}",
+                "episode_length": 6,
+                "device": "cpu",
+            },
+        },
+        {
+            "name": "plots",
+            "run": "plot",
+            "with": {
+                "world_models": {"GLAM": "${wm.world_model}"},
+                "policies": {"glam_mip": "${policy.policy}"},
+                "latents": ["${latents.merged}"],
+                "evals": {"GLAM": "${eval.eval}"},
+            },
+        },
         {"name": "summary", "run": "summary"},
     ],
 }
@@ -161,11 +222,24 @@ def test_an_interrupted_run_resumes_at_the_failed_stage(micro, tmp_path, monkeyp
         "name": "resume",
         "stages": [  # an input that exists on disk already (no stage needed)
             {"name": "mix", "run": "mixture", "with": {"target": [str(workdir / "data" / "kinova")]}},
-            {"name": "wm", "run": "train_wm",
-             "with": {"mixture": "${mix.mixture}", "steps": 4, "batch_size": 8, "latent_dim": 4, "save_every": 2,
-                      "log_every": 1, "threads": 1}},
-            {"name": "latents", "run": "relabel",
-             "with": {"world_model": "${wm.world_model}", "mixture": "${mix.mixture}", "merged": False}},
+            {
+                "name": "wm",
+                "run": "train_wm",
+                "with": {
+                    "mixture": "${mix.mixture}",
+                    "steps": 4,
+                    "batch_size": 8,
+                    "latent_dim": 4,
+                    "save_every": 2,
+                    "log_every": 1,
+                    "threads": 1,
+                },
+            },
+            {
+                "name": "latents",
+                "run": "relabel",
+                "with": {"world_model": "${wm.world_model}", "mixture": "${mix.mixture}", "merged": False},
+            },
             {"name": "summary", "run": "summary"},
         ],
     }
@@ -180,8 +254,11 @@ def test_an_interrupted_run_resumes_at_the_failed_stage(micro, tmp_path, monkeyp
             from glam_lerobot.world_model.train import TrainSettings, train_world_model
 
             w = {k: v for k, v in stage.settings.items() if k != "mixture"}
-            train_world_model(load_mixture(stage.settings["mixture"]), stage.outputs["world_model"],
-                              TrainSettings(**{**w, "steps": 2}))
+            train_world_model(
+                load_mixture(stage.settings["mixture"]),
+                stage.outputs["world_model"],
+                TrainSettings(**{**w, "steps": 2}),
+            )
             (stage.outputs["world_model"] / "model.safetensors").unlink()  # as if killed before the final save
             raise KeyboardInterrupt("killed")
         return real.run(stage, ctx)
@@ -214,23 +291,39 @@ def _record(name="kinova", **extra):
 
 
 def test_bad_recipes_fail_before_anything_runs(tmp_path):
-    _refused(tmp_path, {"stages": [_record(), {"name": "x", "run": "teleport"}]},
-             r"stage 'x': unknown stage kind 'teleport' \(run: one of record, ingest")
-    _refused(tmp_path, {"stages": [_record(seed="${start}")]},
-             r"stage 'kinova': with.seed: \$\{start\}: no variable 'start'")
-    _refused(tmp_path, {"stages": [_record(), {"name": "wm", "run": "train_wm",
-                                               "with": {"mixture": "${workdir}/mixture.yaml"}}]},
-             r"stage 'wm': input mixture = .*/run/mixture.yaml: no earlier stage writes it and it does not exist")
-    _refused(tmp_path, {"stages": [{"name": "wm", "run": "train_wm", "with": {"mixture": "${mix.mixture}"}},
-                                   {"name": "mix", "run": "mixture", "with": {"target": ["/nowhere"]}}]},
-             r"no earlier stage named 'mix'; 'mix' comes later in the recipe")
+    _refused(
+        tmp_path,
+        {"stages": [_record(), {"name": "x", "run": "teleport"}]},
+        r"stage 'x': unknown stage kind 'teleport' \(run: one of record, ingest",
+    )
+    _refused(
+        tmp_path, {"stages": [_record(seed="${start}")]}, r"stage 'kinova': with.seed: \$\{start\}: no variable 'start'"
+    )
+    _refused(
+        tmp_path,
+        {"stages": [_record(), {"name": "wm", "run": "train_wm", "with": {"mixture": "${workdir}/mixture.yaml"}}]},
+        r"stage 'wm': input mixture = .*/run/mixture.yaml: no earlier stage writes it and it does not exist",
+    )
+    _refused(
+        tmp_path,
+        {
+            "stages": [
+                {"name": "wm", "run": "train_wm", "with": {"mixture": "${mix.mixture}"}},
+                {"name": "mix", "run": "mixture", "with": {"target": ["/nowhere"]}},
+            ]
+        },
+        r"no earlier stage named 'mix'; 'mix' comes later in the recipe",
+    )
     _refused(tmp_path, {"stages": [_record(episdoes=3)]}, r"record has no setting 'episdoes'")
-    _refused(tmp_path, {"stages": [_record(), {"name": "wm", "run": "train_wm",
-                                               "with": {"mixture": "${kinova.mixture}"}}]},
-             r"stage 'kinova' has no output 'mixture' \(it has dataset\)")
+    _refused(
+        tmp_path,
+        {"stages": [_record(), {"name": "wm", "run": "train_wm", "with": {"mixture": "${kinova.mixture}"}}]},
+        r"stage 'kinova' has no output 'mixture' \(it has dataset\)",
+    )
     _refused(tmp_path, {"stages": [_record(), _record()]}, r"stage 'kinova': a stage of this name comes earlier")
-    _refused(tmp_path, {"stages": [_record()]}, r"--set epochs: the recipe has no variable 'epochs'",
-             overrides={"epochs": 3})
+    _refused(
+        tmp_path, {"stages": [_record()]}, r"--set epochs: the recipe has no variable 'epochs'", overrides={"epochs": 3}
+    )
     with pytest.raises(pipeline.RecipeError, match="no shipped recipe of that name"):
         pipeline.load_recipe(tmp_path / "missing.yaml")
 
@@ -260,11 +353,22 @@ def test_ingest_stage_reads_a_umi_replay_buffer(tmp_path):
     from glam_lerobot import provenance
 
     buffer = write_buffer(tmp_path / "dataset.zarr.zip")
-    recipe = {"name": "ingest", "stages": [
-        {"name": "umi", "run": "ingest",
-         "with": {"format": "umi", "paths": [str(buffer)], "repo_id": "lab/umi_cups",
-                  "options": {"fps": 10, "camera_map": "camera0=front,camera1=overhead", "task": "cup"}}},
-        {"name": "summary", "run": "summary"}]}
+    recipe = {
+        "name": "ingest",
+        "stages": [
+            {
+                "name": "umi",
+                "run": "ingest",
+                "with": {
+                    "format": "umi",
+                    "paths": [str(buffer)],
+                    "repo_id": "lab/umi_cups",
+                    "options": {"fps": 10, "camera_map": "camera0=front,camera1=overhead", "task": "cup"},
+                },
+            },
+            {"name": "summary", "run": "summary"},
+        ],
+    }
     path = write_recipe(tmp_path, recipe)
     report = pipeline.run_recipe(pipeline.load_recipe(path, workdir=tmp_path / "run"))
     assert report.status() == {"umi": "ran", "summary": "ran"}
@@ -274,4 +378,6 @@ def test_ingest_stage_reads_a_umi_replay_buffer(tmp_path):
     assert "pipeline run" in meta["source"]["command"]
 
     recipe["stages"][0]["with"]["paths"] = [str(tmp_path / "missing.zarr.zip")]
-    _refused(tmp_path / "bad", recipe, r"stage 'umi': input paths\[0\] = .*missing.zarr.zip: no earlier stage writes it")
+    _refused(
+        tmp_path / "bad", recipe, r"stage 'umi': input paths\[0\] = .*missing.zarr.zip: no earlier stage writes it"
+    )

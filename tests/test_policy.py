@@ -62,8 +62,12 @@ def mixture(tmp_path_factory) -> Path:
     from glam_lerobot.writing import write_dataset
 
     root = tmp_path_factory.mktemp("policy") / "mixture"
-    jobs = [synthetic.job(0, length=30, robot=True), synthetic.job(1, length=24, robot=True),
-            synthetic.job(2, length=30, robot=False), synthetic.job(3, length=26, robot=False)]
+    jobs = [
+        synthetic.job(0, length=30, robot=True),
+        synthetic.job(1, length=24, robot=True),
+        synthetic.job(2, length=30, robot=False),
+        synthetic.job(3, length=26, robot=False),
+    ]
     write_dataset(root, REPO, schema.DEFAULT_FPS, mixture_features(), jobs, produce_mixture)
     return root
 
@@ -80,12 +84,12 @@ def _policy_and_batch(root: Path, policy_type: str = "glam_mip", batch_size: int
     torch.manual_seed(seed)
     cfg = PreTrainedConfig.get_choice_class(policy_type)(device="cpu", push_to_hub=False)
     meta = LeRobotDatasetMetadata(REPO, root=root)
-    ds = LeRobotDataset(REPO, root=root, delta_timestamps=resolve_delta_timestamps(cfg, meta),
-                        video_backend="pyav")
+    ds = LeRobotDataset(REPO, root=root, delta_timestamps=resolve_delta_timestamps(cfg, meta), video_backend="pyav")
     policy = make_policy(cfg, ds_meta=meta)
     pre, post = make_pre_post_processors(cfg, dataset_stats=meta.stats)
-    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True,
-                                         generator=torch.Generator().manual_seed(seed))
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed)
+    )
     return policy, pre, post, ds, pre(next(iter(loader)))
 
 
@@ -171,8 +175,9 @@ def test_toolkit_columns_also_survive_a_preprocessor_reloaded_from_a_checkpoint(
     pre.save_pretrained(tmp_path)
     post.save_pretrained(tmp_path)
     reloaded, _ = make_pre_post_processors(policy.config, pretrained_path=str(tmp_path))
-    raw = torch.utils.data.default_collate([LeRobotDataset(REPO, root=mixture, video_backend="pyav")[i]
-                                            for i in (0, 40)])
+    raw = torch.utils.data.default_collate(
+        [LeRobotDataset(REPO, root=mixture, video_backend="pyav")[i] for i in (0, 40)]
+    )
     out = reloaded(raw)
     for key in (schema.LATENT_CHUNK, schema.LATENT_CHUNK_IS_PAD, schema.ACTION_IS_REAL, schema.SOURCE):
         torch.testing.assert_close(out[key], raw[key])
@@ -187,8 +192,10 @@ def test_predicted_chunk_is_relative_to_the_state_at_the_chunk_start(mixture):
     # select_action executes n_action_steps of that one chunk, even if the state changes in between
     policy.reset()
     first = policy.select_action(one)
-    later = [policy.select_action({**one, schema.STATE: one[schema.STATE] + 1.0})
-             for _ in range(policy.config.n_action_steps - 1)]
+    later = [
+        policy.select_action({**one, schema.STATE: one[schema.STATE] + 1.0})
+        for _ in range(policy.config.n_action_steps - 1)
+    ]
     assert torch.allclose(first, chunk[:, 0])
     assert torch.allclose(torch.stack(later, 1), chunk[:, 1 : policy.config.n_action_steps])
     assert post(first).shape == (1, 8)
@@ -211,10 +218,22 @@ def test_stock_lerobot_train_then_saved_policy_acts_the_same_after_reload(mixtur
     import glam_lerobot.policies.register  # noqa: F401
 
     out = tmp_path / "run"
-    _lerobot("lerobot-train", f"--policy.type={policy_type}", f"--dataset.repo_id={REPO}",
-             f"--dataset.root={mixture}", "--policy.push_to_hub=false", "--steps=3", "--batch_size=4",
-             "--num_workers=0", "--log_freq=1", "--save_freq=3", f"--output_dir={out}", "--policy.device=cpu",
-             "--policy.mip_blocks=2", cwd=tmp_path)
+    _lerobot(
+        "lerobot-train",
+        f"--policy.type={policy_type}",
+        f"--dataset.repo_id={REPO}",
+        f"--dataset.root={mixture}",
+        "--policy.push_to_hub=false",
+        "--steps=3",
+        "--batch_size=4",
+        "--num_workers=0",
+        "--log_freq=1",
+        "--save_freq=3",
+        f"--output_dir={out}",
+        "--policy.device=cpu",
+        "--policy.mip_blocks=2",
+        cwd=tmp_path,
+    )
     ckpt = out / "checkpoints" / "last" / "pretrained_model"
     config = json.loads((ckpt / "config.json").read_text())
     assert config["type"] == policy_type and config["chunk_size"] == CHUNK
@@ -256,9 +275,18 @@ def test_stock_lerobot_train_then_saved_policy_acts_the_same_after_reload(mixtur
         for a, b in zip(actions, from_hub, strict=True):
             torch.testing.assert_close(a, b)
         # and stock lerobot-eval runs it in the simulator (env plugin glam_kinova)
-        _lerobot("lerobot-eval", f"--policy.path={ckpt}", "--env.type=glam_kinova", "--env.task=lift",
-                 "--env.image_size=32", "--env.episode_length=12", "--eval.n_episodes=1", "--eval.batch_size=1",
-                 f"--output_dir={tmp_path / 'eval'}", cwd=tmp_path)
+        _lerobot(
+            "lerobot-eval",
+            f"--policy.path={ckpt}",
+            "--env.type=glam_kinova",
+            "--env.task=lift",
+            "--env.image_size=32",
+            "--env.episode_length=12",
+            "--eval.n_episodes=1",
+            "--eval.batch_size=1",
+            f"--output_dir={tmp_path / 'eval'}",
+            cwd=tmp_path,
+        )
         info = json.loads((tmp_path / "eval" / "eval_info.json").read_text())
         assert info["overall"]["n_episodes"] == 1 and "pc_success" in info["overall"]
 
@@ -267,8 +295,9 @@ def test_glam_mip_refuses_a_dataset_without_latents(tmp_path):
     from glam_lerobot.writing import write_dataset
 
     root = tmp_path / "plain"
-    write_dataset(root, "test/plain", schema.DEFAULT_FPS, synthetic.features(),
-                  [synthetic.job(0, length=24)], synthetic.produce)
+    write_dataset(
+        root, "test/plain", schema.DEFAULT_FPS, synthetic.features(), [synthetic.job(0, length=24)], synthetic.produce
+    )
     with pytest.raises(ValueError, match="latent.chunk"):
         _policy_and_batch(root)
     # mip (the BC baseline) trains on exactly this kind of target-only dataset
@@ -286,8 +315,15 @@ def test_dinov2_encoder_loads_weights_with_the_official_key_names(tmp_path):
     torch.manual_seed(0)
     source = Dinov2Encoder(image_size=28, depth=1)  # the real S/14 widths; one block keeps the test fast
     keys = set(source.state_dict())
-    assert {"cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.attn.qkv.weight", "blocks.0.ls1.gamma",
-            "blocks.0.mlp.fc1.weight", "norm.weight"} <= keys
+    assert {
+        "cls_token",
+        "pos_embed",
+        "patch_embed.proj.weight",
+        "blocks.0.attn.qkv.weight",
+        "blocks.0.ls1.gamma",
+        "blocks.0.mlp.fc1.weight",
+        "norm.weight",
+    } <= keys
     save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(tmp_path / "dinov2.safetensors"))
     loaded = Dinov2Encoder(tmp_path / "dinov2.safetensors", image_size=28, depth=1)
     images = torch.rand(2, 3, 32, 32)

@@ -12,8 +12,11 @@ from glam_lerobot import provenance, schema
 
 
 def tree_digest(root) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +28,17 @@ def relabelled(mixture_file, tmp_path_factory):  # noqa: F811
     before = {name: tree_digest(base / name) for name in ("kinova", "umi")}
     work = tmp_path_factory.mktemp("relabel")
     cli(*train_args(mixture_file, work / "wm", 2))
-    out = cli("relabel", "--world-model", str(work / "wm"), "--mixture", str(mixture_file), "--output",
-              str(work / "out"), "--revision", "latents-v1")
+    out = cli(
+        "relabel",
+        "--world-model",
+        str(work / "wm"),
+        "--mixture",
+        str(mixture_file),
+        "--output",
+        str(work / "out"),
+        "--revision",
+        "latents-v1",
+    )
     assert "transitions/s" in out
     return {"base": base, "work": work, "out": work / "out", "before": before}
 
@@ -86,11 +98,22 @@ def test_merged_mixture_dataset_loads_with_stock_lerobot(relabelled):
     assert schema.image_key("top") not in feats and schema.image_key("side") not in feats  # renamed by the mixture
     meta = provenance.read(root)
     assert [(s["index"], s["repo_id"], s["role"]) for s in meta["sources"]] == [
-        (0, "test/kinova", "target"), (1, "test/umi", "auxiliary")]
+        (0, "test/kinova", "target"),
+        (1, "test/umi", "auxiliary"),
+    ]
     assert meta["horizon"] == 20 and meta["world_model"]["sha256"]
 
-    cols = [schema.SOURCE, schema.ACTION_IS_REAL, schema.STATE, schema.ACTION, schema.LATENT, schema.LATENT_IS_PAD,
-            schema.LATENT_CHUNK, schema.LATENT_CHUNK_IS_PAD, "episode_index"]
+    cols = [
+        schema.SOURCE,
+        schema.ACTION_IS_REAL,
+        schema.STATE,
+        schema.ACTION,
+        schema.LATENT,
+        schema.LATENT_IS_PAD,
+        schema.LATENT_CHUNK,
+        schema.LATENT_CHUNK_IS_PAD,
+        "episode_index",
+    ]
     m = read_numeric(root, cols)
     source = m[schema.SOURCE].reshape(-1)
     real = m[schema.ACTION_IS_REAL].reshape(-1)
@@ -138,6 +161,18 @@ def test_relabel_refuses_to_overwrite(relabelled, mixture_file):  # noqa: F811
 
     from glam_lerobot.cli import app
 
-    res = CliRunner().invoke(app, ["relabel", "--world-model", str(relabelled["work"] / "wm"), "--mixture",
-                                   str(mixture_file), "--output", str(relabelled["out"]), "--revision", "latents-v1"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "relabel",
+            "--world-model",
+            str(relabelled["work"] / "wm"),
+            "--mixture",
+            str(mixture_file),
+            "--output",
+            str(relabelled["out"]),
+            "--revision",
+            "latents-v1",
+        ],
+    )
     assert res.exit_code == 1 and "already exists" in res.output

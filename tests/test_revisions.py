@@ -22,18 +22,28 @@ def test_latents_added_as_a_revision_load_with_stock_lerobot_and_parent_is_untou
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     parent = tmp_path / "kinova"
-    summary = write_dataset(parent, "me/kinova", 10, synthetic.features(image_size=32),
-                            [synthetic.job(i, length=6, image_size=32) for i in range(2)], synthetic.produce,
-                            glam_meta={"embodiment": "kinova", "task": "synthetic"})
+    summary = write_dataset(
+        parent,
+        "me/kinova",
+        10,
+        synthetic.features(image_size=32),
+        [synthetic.job(i, length=6, image_size=32) for i in range(2)],
+        synthetic.produce,
+        glam_meta={"embodiment": "kinova", "task": "synthetic"},
+    )
     before = _tree_digest(parent)
     latents = np.arange(summary.frames * 8, dtype=np.float32).reshape(-1, 8)
     masks = np.zeros((summary.frames, 32, 32, 3), np.uint8)
     masks[:, 4:12, 4:12] = 255
     child = add_columns(
         parent,
-        {schema.LATENT: (latents, {"dtype": "float32", "shape": (8,), "names": None}),
-         **{k: (masks, ft) for k, ft in schema.mask_features((32, 32), ("front",)).items()}},
-        revision="latents-v1", command="test", details={"world_model": "none"},
+        {
+            schema.LATENT: (latents, {"dtype": "float32", "shape": (8,), "names": None}),
+            **{k: (masks, ft) for k, ft in schema.mask_features((32, 32), ("front",)).items()},
+        },
+        revision="latents-v1",
+        command="test",
+        details={"world_model": "none"},
     )
     assert child.name == "kinova@latents-v1"
     assert _tree_digest(parent) == before
@@ -57,9 +67,14 @@ def test_latents_added_as_a_revision_load_with_stock_lerobot_and_parent_is_untou
 
 def test_a_column_of_the_wrong_length_is_refused_before_anything_is_written(tmp_path):
     parent = tmp_path / "p"
-    write_dataset(parent, "me/p", 10, synthetic.features(image_size=32), [synthetic.job(0, image_size=32)],
-                  synthetic.produce)
+    write_dataset(
+        parent, "me/p", 10, synthetic.features(image_size=32), [synthetic.job(0, image_size=32)], synthetic.produce
+    )
     with pytest.raises(ValueError, match="has 3 values for 12 frames"):
-        add_columns(parent, {schema.LATENT: (np.zeros((3, 8), np.float32), {"dtype": "float32", "shape": (8,)})},
-                    revision="x", command="test")
+        add_columns(
+            parent,
+            {schema.LATENT: (np.zeros((3, 8), np.float32), {"dtype": "float32", "shape": (8,)})},
+            revision="x",
+            command="test",
+        )
     assert not (tmp_path / "p@x").exists() and not (tmp_path / "p@x.partial").exists()

@@ -85,16 +85,23 @@ def test_the_bottle_survives_a_push_from_above_and_falls_when_struck_from_the_si
     arm = Arm(world, 0)
     palm = 0.063  # the UMI body's underside, above the pinch point, presses on the bottle's top (fingers open)
     for offset in (0.0, 0.02):  # centred and off-centre
-        steps = [*arm.move([b[0] + offset, b[1], 0.35], grip=0.0),
-                 *arm.move([b[0] + offset, b[1], scene.BOTTLE_HEIGHT - palm - 0.015], speed=0.1),
-                 *arm.hold(5), *arm.move([b[0] + offset, b[1], 0.35])]
+        steps = [
+            *arm.move([b[0] + offset, b[1], 0.35], grip=0.0),
+            *arm.move([b[0] + offset, b[1], scene.BOTTLE_HEIGHT - palm - 0.015], speed=0.1),
+            *arm.hold(5),
+            *arm.move([b[0] + offset, b[1], 0.35]),
+        ]
         for t in steps:
             world.step_umi([t])
         assert tasks._up_z(world.object_quats()["bottle"]) > 0.98  # pressed down on: still upright
         assert not world.success()
     b = world.object_positions()["bottle"]
-    steps = [*arm.move([b[0] - 0.13, b[1], 0.13], grip=1.0), *arm.move([b[0] + 0.05, b[1], 0.13], speed=0.3),
-             *arm.move([b[0] - 0.08, b[1], 0.25]), *arm.hold(6)]
+    steps = [
+        *arm.move([b[0] - 0.13, b[1], 0.13], grip=1.0),
+        *arm.move([b[0] + 0.05, b[1], 0.13], speed=0.3),
+        *arm.move([b[0] - 0.08, b[1], 0.25]),
+        *arm.hold(6),
+    ]
     for t in steps:
         world.step_umi([t])
     assert world.success()

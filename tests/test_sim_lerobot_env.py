@@ -67,11 +67,23 @@ def test_stock_lerobot_eval_runs_a_policy_on_our_env(tmp_path):
     out = tmp_path / "eval"
     cmd = [
         str(Path(sys.executable).parent / "lerobot-eval"),
-        "--env.type=glam_kinova", "--env.task=lift", "--env.image_size=32", "--env.episode_length=8",
-        "--policy.type=act", "--policy.device=cpu", "--policy.pretrained_backbone_weights=null",
-        "--policy.dim_model=32", "--policy.n_heads=2", "--policy.dim_feedforward=64",
-        "--policy.n_encoder_layers=1", "--policy.n_decoder_layers=1", "--policy.chunk_size=4",
-        "--policy.n_action_steps=4", "--eval.n_episodes=1", "--eval.batch_size=1", f"--output_dir={out}",
+        "--env.type=glam_kinova",
+        "--env.task=lift",
+        "--env.image_size=32",
+        "--env.episode_length=8",
+        "--policy.type=act",
+        "--policy.device=cpu",
+        "--policy.pretrained_backbone_weights=null",
+        "--policy.dim_model=32",
+        "--policy.n_heads=2",
+        "--policy.dim_feedforward=64",
+        "--policy.n_encoder_layers=1",
+        "--policy.n_decoder_layers=1",
+        "--policy.chunk_size=4",
+        "--policy.n_action_steps=4",
+        "--eval.n_episodes=1",
+        "--eval.batch_size=1",
+        f"--output_dir={out}",
     ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]

@@ -23,8 +23,26 @@ def sim(*args: str):
 def kinova_stack(tmp_path_factory):
     """Two stack-two Kinova episodes at 32 px with ground-truth masks, written by the CLI."""
     root = tmp_path_factory.mktemp("rec") / "kinova_stack_two"
-    res = sim("record", "--embodiment", "kinova", "--task", "stack_two", "--episodes", 2, "--seed", 5,
-              "--root", root, "--repo-id", "me/kinova-stack", "--image-size", 32, "--masks", "--workers", 1)
+    res = sim(
+        "record",
+        "--embodiment",
+        "kinova",
+        "--task",
+        "stack_two",
+        "--episodes",
+        2,
+        "--seed",
+        5,
+        "--root",
+        root,
+        "--repo-id",
+        "me/kinova-stack",
+        "--image-size",
+        32,
+        "--masks",
+        "--workers",
+        1,
+    )
     assert res.exit_code == 0, res.output
     assert "wrote 2 episodes" in res.output
     return root
@@ -63,8 +81,24 @@ def test_recorded_dataset_plays_in_lerobot_dataset_viz(kinova_stack, tmp_path):
     from pathlib import Path
 
     viz = Path(sys.executable).with_name("lerobot-dataset-viz")
-    out = subprocess.run([str(viz), "--repo-id", "me/kinova-stack", "--root", str(kinova_stack), "--episode-index", "1",
-                          "--save", "1", "--output-dir", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [
+            str(viz),
+            "--repo-id",
+            "me/kinova-stack",
+            "--root",
+            str(kinova_stack),
+            "--episode-index",
+            "1",
+            "--save",
+            "1",
+            "--output-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     recording = tmp_path / "me_kinova-stack_episode_1.rrd"
     assert recording.stat().st_size > 10_000  # rerun logged the episode's frames, not just a header
@@ -94,8 +128,23 @@ def test_umi_recording_has_poses_but_no_actions_and_cannot_be_replayed(tmp_path)
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     root = tmp_path / "umi_lift"
-    res = sim("record", "--embodiment", "umi", "--task", "lift", "--episodes", 1, "--seed", 5, "--root", root,
-              "--image-size", 32, "--workers", 1)
+    res = sim(
+        "record",
+        "--embodiment",
+        "umi",
+        "--task",
+        "lift",
+        "--episodes",
+        1,
+        "--seed",
+        5,
+        "--root",
+        root,
+        "--image-size",
+        32,
+        "--workers",
+        1,
+    )
     assert res.exit_code == 0, res.output
     ds = LeRobotDataset("local/glam-sim-umi-lift", root=root)
     assert schema.ACTION not in ds.meta.features and schema.STATE not in ds.meta.features
@@ -116,8 +165,21 @@ def test_failed_expert_episodes_are_dropped_counted_and_left_out_of_the_seeds(tm
 
     monkeypatch.setitem(experts.EXPERTS, "lift", clumsy)
     root = tmp_path / "lift"
-    res = sim("record", "--embodiment", "kinova", "--task", "lift", "--episodes", 3, "--root", root,
-              "--image-size", 32, "--workers", 1)
+    res = sim(
+        "record",
+        "--embodiment",
+        "kinova",
+        "--task",
+        "lift",
+        "--episodes",
+        3,
+        "--root",
+        root,
+        "--image-size",
+        32,
+        "--workers",
+        1,
+    )
     assert res.exit_code == 0, res.output
     assert "wrote 2 episodes" in res.output and "skipped 1 episode" in res.output and "seed 1" in res.output
     meta = json.loads((root / schema.GLAM_META_PATH).read_text())
@@ -144,7 +206,20 @@ def test_bad_arguments_are_refused_before_anything_is_written(tmp_path, args, me
 
 def test_an_output_folder_holding_another_dataset_is_not_overwritten(kinova_stack):
     before = {p: p.stat().st_mtime_ns for p in kinova_stack.rglob("*")}
-    res = sim("record", "--embodiment", "kinova", "--task", "lift", "--episodes", 1, "--root", kinova_stack,
-              "--image-size", 32, "--workers", 1)
+    res = sim(
+        "record",
+        "--embodiment",
+        "kinova",
+        "--task",
+        "lift",
+        "--episodes",
+        1,
+        "--root",
+        kinova_stack,
+        "--image-size",
+        32,
+        "--workers",
+        1,
+    )
     assert res.exit_code == 1 and "already exists" in res.output
     assert {p: p.stat().st_mtime_ns for p in kinova_stack.rglob("*")} == before

@@ -23,8 +23,9 @@ def recorded(tmp_path_factory):
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     root = tmp_path_factory.mktemp("video") / "kinova_lift"
-    summary = record.record("lift", "kinova", 1, SEED, root, repo_id="me/kinova-lift", image_size=SIZE, masks=True,
-                            workers=1)
+    summary = record.record(
+        "lift", "kinova", 1, SEED, root, repo_id="me/kinova-lift", image_size=SIZE, masks=True, workers=1
+    )
     assert summary.episodes == 1
     return LeRobotDataset("me/kinova-lift", root=root, video_backend="pyav")
 

@@ -47,17 +47,35 @@ def mixture_file(tmp_path_factory):
     base = tmp_path_factory.mktemp("wm-data")
     jobs_k = [{**synthetic.job(i, length=10, seed=1), "rename": {}} for i in range(4)]
     jobs_u = [{**synthetic.job(i, length=9, robot=False, seed=2), "rename": AUX_CAMERAS} for i in range(3)]
-    write_dataset(base / "kinova", "test/kinova", 10, features_with_masks(True), jobs_k, produce_with_masks,
-                  glam_meta={"embodiment": "kinova", "arms": 1, "task": "synthetic"})
-    write_dataset(base / "umi", "test/umi", 10, features_with_masks(False, AUX_CAMERAS), jobs_u, produce_with_masks,
-                  glam_meta={"embodiment": "umi", "arms": 1, "task": "synthetic"})
+    write_dataset(
+        base / "kinova",
+        "test/kinova",
+        10,
+        features_with_masks(True),
+        jobs_k,
+        produce_with_masks,
+        glam_meta={"embodiment": "kinova", "arms": 1, "task": "synthetic"},
+    )
+    write_dataset(
+        base / "umi",
+        "test/umi",
+        10,
+        features_with_masks(False, AUX_CAMERAS),
+        jobs_u,
+        produce_with_masks,
+        glam_meta={"embodiment": "umi", "arms": 1, "task": "synthetic"},
+    )
     path = base / "mixture.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "tiny",
-        "target": [{"repo_id": "test/kinova", "root": "kinova"}],
-        "auxiliary": [{"repo_id": "test/umi", "root": "umi"}],
-        "cameras": {"test/umi": AUX_CAMERAS},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "tiny",
+                "target": [{"repo_id": "test/kinova", "root": "kinova"}],
+                "auxiliary": [{"repo_id": "test/umi", "root": "umi"}],
+                "cameras": {"test/umi": AUX_CAMERAS},
+            }
+        )
+    )
     return path
 
 
@@ -79,8 +97,24 @@ def cli(*args: str) -> str:
 
 
 def train_args(mixture, out, steps, *extra):
-    return ["train-wm", "--mixture", str(mixture), "--output", str(out), "--steps", str(steps), "--batch-size", "8",
-            "--threads", "1", "--save-every", "2", "--log-every", "1", *extra]
+    return [
+        "train-wm",
+        "--mixture",
+        str(mixture),
+        "--output",
+        str(out),
+        "--steps",
+        str(steps),
+        "--batch-size",
+        "8",
+        "--threads",
+        "1",
+        "--save-every",
+        "2",
+        "--log-every",
+        "1",
+        *extra,
+    ]
 
 
 def sources(mixture_file, input_kind="rgb"):
@@ -224,11 +258,24 @@ def test_bad_input_is_refused_with_a_clear_message(mixture_file, tmp_path):
     # a mixture whose auxiliary dataset has no masks, trained with --input masks
     base = mixture_file.parent
     if not (base / "umi-nomask").exists():
-        write_dataset(base / "umi-nomask", "test/umi-nomask", 10, synthetic.features(32, robot=False),
-                      [synthetic.job(0, length=5, robot=False)], synthetic.produce)
+        write_dataset(
+            base / "umi-nomask",
+            "test/umi-nomask",
+            10,
+            synthetic.features(32, robot=False),
+            [synthetic.job(0, length=5, robot=False)],
+            synthetic.produce,
+        )
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"name": "bad", "target": [{"repo_id": "test/kinova", "root": str(base / "kinova")}],
-                                   "auxiliary": [{"repo_id": "test/umi-nomask", "root": str(base / "umi-nomask")}]}))
+    bad.write_text(
+        yaml.safe_dump(
+            {
+                "name": "bad",
+                "target": [{"repo_id": "test/kinova", "root": str(base / "kinova")}],
+                "auxiliary": [{"repo_id": "test/umi-nomask", "root": str(base / "umi-nomask")}],
+            }
+        )
+    )
     res = runner.invoke(app, train_args(bad, tmp_path / "bad-run", 2, "--input", "masks"))
     assert res.exit_code == 1 and "test/umi-nomask" in res.output and "mask" in res.output
     assert not (tmp_path / "bad-run" / "model.safetensors").exists()
@@ -239,8 +286,10 @@ def _batch(b: int) -> dict[str, torch.Tensor]:
     return {
         "images_t": torch.randint(0, 255, (b, 6, 32, 32), dtype=torch.uint8, generator=g),
         "images_next": torch.randint(0, 255, (b, 6, 32, 32), dtype=torch.uint8, generator=g),
-        "ee_t": torch.randn(b, 10, generator=g), "ee_next": torch.randn(b, 10, generator=g),
-        "state_t": torch.randn(b, 8, generator=g), "state_next": torch.randn(b, 8, generator=g),
+        "ee_t": torch.randn(b, 10, generator=g),
+        "ee_next": torch.randn(b, 10, generator=g),
+        "state_t": torch.randn(b, 8, generator=g),
+        "state_next": torch.randn(b, 8, generator=g),
         "action": torch.randn(b, 8, generator=g),
         "is_target": (torch.arange(b) % 2 == 0).float(),
     }

@@ -25,11 +25,18 @@ from glam_lerobot.world_model import data as wm_data
 def _source(name: str, role: str, ee: np.ndarray, images: np.ndarray) -> wm_data.Source:
     n = len(ee)
     robot = role == "target"
-    return wm_data.Source(name=name, role=role, root=None, revision=None,
-                          images={"overhead": images, "front": images}, ee_pose=ee.astype(np.float32),
-                          episode_index=np.zeros(n, np.int64), frame_index=np.arange(n),
-                          state=np.zeros((n, 8), np.float32) if robot else None,
-                          action=np.zeros((n, 8), np.float32) if robot else None)
+    return wm_data.Source(
+        name=name,
+        role=role,
+        root=None,
+        revision=None,
+        images={"overhead": images, "front": images},
+        ee_pose=ee.astype(np.float32),
+        episode_index=np.zeros(n, np.int64),
+        frame_index=np.arange(n),
+        state=np.zeros((n, 8), np.float32) if robot else None,
+        action=np.zeros((n, 8), np.float32) if robot else None,
+    )
 
 
 def _same_motion_two_sources(n: int = 60, seed: int = 0):
@@ -53,7 +60,7 @@ def _latents(model, src: wm_data.Source) -> np.ndarray:
     rows = src.transition_rows()
     imgs = wm_data.gather_images(src, np.concatenate([rows, rows + 1]), ("overhead", "front"), "rgb", 32)
     ee = torch.from_numpy(src.ee_pose[np.concatenate([rows, rows + 1])])
-    return model.infer_latents(imgs[: len(rows)], ee[: len(rows)], imgs[len(rows):], ee[len(rows):]).numpy()
+    return model.infer_latents(imgs[: len(rows)], ee[: len(rows)], imgs[len(rows) :], ee[len(rows) :]).numpy()
 
 
 def test_a_pose_dimension_one_source_never_moves_does_not_split_the_same_motion():
@@ -79,8 +86,9 @@ def test_policy_normalisation_keeps_the_rotation_on_its_own_scale(tmp_path):
     from glam_lerobot.writing import write_dataset
 
     feats = synthetic.features(32, robot=True)
-    write_dataset(tmp_path / "k", "test/k", 10, feats, [synthetic.job(i, length=25) for i in range(2)],
-                  synthetic.produce)
+    write_dataset(
+        tmp_path / "k", "test/k", 10, feats, [synthetic.job(i, length=25) for i in range(2)], synthetic.produce
+    )
     stats = compute_policy_stats(tmp_path / "k", feats, chunk_size=4, latent=False)
     ee = stats[schema.EE_POSE]
     rot = list(range(3, 9))  # the 6D rotation
@@ -96,8 +104,9 @@ def test_every_batch_holds_the_target_share_whatever_the_mixture():
     batches = list(sampler)
     assert all(int(is_target[b].sum()) == 16 for b in batches)
     assert len({i for b in batches for i in b if is_target[i]}) > 30  # drawn over the whole target set
-    resumed = list(wm_data.StepBatchSampler(500, 32, 20, seed=3, start_step=12, is_target=is_target,
-                                            target_fraction=0.5))
+    resumed = list(
+        wm_data.StepBatchSampler(500, 32, 20, seed=3, start_step=12, is_target=is_target, target_fraction=0.5)
+    )
     assert resumed == batches[12:]  # resume draws the same batches
     uniform = list(wm_data.StepBatchSampler(500, 32, 20, seed=3))
     assert np.mean([is_target[b].mean() for b in uniform]) < 0.2  # what a uniform draw gave the grounding terms
@@ -153,9 +162,27 @@ def pairs(sim_mixture, tmp_path_factory):
 
 def test_train_wm_logs_alignment_diagnostics_and_ends_with_the_gate(pairs, tmp_path):
     base = pairs["base"]
-    out = cli("train-wm", "--mixture", str(pairs["mixture"]), "--output", str(tmp_path / "wm"), "--steps", "4",
-              "--batch-size", "8", "--threads", "1", "--log-every", "1", "--diagnose-every", "2",
-              "--diagnose-target", str(base / "kinova_pairs"), "--diagnose-aux", str(base / "umi_pairs"))
+    out = cli(
+        "train-wm",
+        "--mixture",
+        str(pairs["mixture"]),
+        "--output",
+        str(tmp_path / "wm"),
+        "--steps",
+        "4",
+        "--batch-size",
+        "8",
+        "--threads",
+        "1",
+        "--log-every",
+        "1",
+        "--diagnose-every",
+        "2",
+        "--diagnose-target",
+        str(base / "kinova_pairs"),
+        "--diagnose-aux",
+        str(base / "umi_pairs"),
+    )
     assert "alignment gate:" in out and "open-loop Kinova replay" in out
     log = [json.loads(line) for line in (tmp_path / "wm" / "diagnostics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [2, 4]
@@ -172,10 +199,29 @@ def test_diagnose_command_reports_and_refuses_unpaired_episodes(pairs, tmp_path)
     from glam_lerobot.cli import app
 
     base = pairs["base"]
-    cli("train-wm", "--mixture", str(pairs["mixture"]), "--output", str(tmp_path / "wm"), "--steps", "2", "--batch-size", "8",
-        "--threads", "1")
-    args = ["diagnose", "--world-model", str(tmp_path / "wm"), "--target", str(base / "kinova_pairs"), "--no-replay",
-            "--output", str(tmp_path / "d")]
+    cli(
+        "train-wm",
+        "--mixture",
+        str(pairs["mixture"]),
+        "--output",
+        str(tmp_path / "wm"),
+        "--steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--threads",
+        "1",
+    )
+    args = [
+        "diagnose",
+        "--world-model",
+        str(tmp_path / "wm"),
+        "--target",
+        str(base / "kinova_pairs"),
+        "--no-replay",
+        "--output",
+        str(tmp_path / "d"),
+    ]
     out = cli(*args, "--aux", str(base / "umi_pairs"))
     assert "same-step retrieval" in out and "gradient norms into IDM" in out and "alignment gate: FAILED" in out
     report = json.loads((tmp_path / "d" / "diagnostics.json").read_text())

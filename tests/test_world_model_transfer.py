@@ -13,8 +13,19 @@ from typer.testing import CliRunner
 def test_transfer_reports_success_and_object_error_per_source_with_strips(sim_mixture, tmp_path):
     base = sim_mixture.parent
     cli(*train_args(sim_mixture, tmp_path / "wm", 2))
-    out = cli("transfer", "--world-model", str(tmp_path / "wm"), "--root", str(base / "umi"), "--root",
-              str(base / "kinova"), "--episodes", "1", "--output", str(tmp_path / "transfer"))
+    out = cli(
+        "transfer",
+        "--world-model",
+        str(tmp_path / "wm"),
+        "--root",
+        str(base / "umi"),
+        "--root",
+        str(base / "kinova"),
+        "--episodes",
+        "1",
+        "--output",
+        str(tmp_path / "transfer"),
+    )
     assert "test/umi-lift (umi): success" in out and "test/kinova-lift (kinova): success" in out
     report = json.loads((tmp_path / "transfer" / "transfer.json").read_text())
     assert set(report["per_source"]) == {"test/umi-lift", "test/kinova-lift"}
@@ -32,8 +43,20 @@ def test_transfer_needs_simulated_episodes_with_seeds(sim_mixture, tmp_path):
 
     base = sim_mixture.parent
     cli(*train_args(sim_mixture, tmp_path / "wm", 1))
-    res = CliRunner().invoke(app, ["transfer", "--world-model", str(tmp_path / "wm"), "--root", str(base / "umi"),
-                                   "--episodes", "7", "--output", str(tmp_path / "t")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "transfer",
+            "--world-model",
+            str(tmp_path / "wm"),
+            "--root",
+            str(base / "umi"),
+            "--episodes",
+            "7",
+            "--output",
+            str(tmp_path / "t"),
+        ],
+    )
     assert res.exit_code == 1 and "episode(s) [7]" in res.output
     meta = provenance.read(base / "kinova")
     assert len(meta["episode_seeds"]) == 2

@@ -1,6 +1,5 @@
 """Writing datasets: what every `ingest`, `sim record` and `relabel` stands on."""
 
-
 import numpy as np
 import pytest
 
@@ -12,8 +11,17 @@ def test_two_workers_write_one_dataset_that_stock_lerobot_loads(tmp_path):
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     jobs = [synthetic.job(i, length=8 + i) for i in range(5)]
-    summary = write_dataset(tmp_path / "ds", "me/synthetic", 10, synthetic.features(), jobs, synthetic.produce,
-                            workers=2, shard_size=2, glam_meta={"embodiment": "synthetic"})
+    summary = write_dataset(
+        tmp_path / "ds",
+        "me/synthetic",
+        10,
+        synthetic.features(),
+        jobs,
+        synthetic.produce,
+        workers=2,
+        shard_size=2,
+        glam_meta={"embodiment": "synthetic"},
+    )
     assert (summary.episodes, summary.frames) == (5, sum(8 + i for i in range(5)))
     ds = LeRobotDataset("me/synthetic", root=tmp_path / "ds", video_backend="pyav")
     assert ds.meta.total_episodes == 5 and len(ds) == summary.frames
@@ -24,7 +32,7 @@ def test_two_workers_write_one_dataset_that_stock_lerobot_loads(tmp_path):
         item = ds[start + t]
         np.testing.assert_allclose(item[schema.ACTION].numpy(), expected[schema.ACTION][t], atol=1e-6)
         assert int(item["frame_index"]) == t and int(item["episode_index"]) == 3
-        img = (item[schema.image_key("front")].permute(1, 2, 0).numpy() * 255)
+        img = item[schema.image_key("front")].permute(1, 2, 0).numpy() * 255
         assert np.abs(img - expected[schema.image_key("front")][t]).mean() < 8  # lossy video, but the same picture
     assert provenance.read(tmp_path / "ds")["embodiment"] == "synthetic"
     assert not (tmp_path / "ds.partial").exists()
@@ -39,8 +47,7 @@ def test_nan_is_named_and_nothing_is_left_that_looks_finished(tmp_path):
 
 def test_skip_bad_drops_and_lists_the_bad_episode(tmp_path):
     jobs = [synthetic.job(0), synthetic.job(1, corrupt="nan"), synthetic.job(2)]
-    summary = write_dataset(tmp_path / "ds", "me/bad", 10, synthetic.features(), jobs, synthetic.produce,
-                            skip_bad=True)
+    summary = write_dataset(tmp_path / "ds", "me/bad", 10, synthetic.features(), jobs, synthetic.produce, skip_bad=True)
     assert summary.episodes == 2 and len(summary.bad) == 1 and "episode 1" in summary.bad[0]
 
 
@@ -77,8 +84,9 @@ def test_a_resumed_write_equals_an_uninterrupted_one_whatever_the_worker_count(t
         write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), broken, synthetic.produce, workers=2)
     assert [p.name for p in partial.glob("*.done.json")] == ["shard-000000-000001.done.json"]
     # the first run's plan and the fixed job list are the same plan (the failure was in the data, not the plan)
-    summary = write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), broken, _nan_fixed,
-                            workers=resume_workers)
+    summary = write_dataset(
+        tmp_path / "ds", "me/r", 10, synthetic.features(), broken, _nan_fixed, workers=resume_workers
+    )
     assert (summary.episodes, summary.resumed_shards) == (3, 1)
     write_dataset(tmp_path / "whole", "me/r", 10, synthetic.features(), jobs, synthetic.produce, workers=1)
     resumed, whole = _episodes(tmp_path / "ds"), _episodes(tmp_path / "whole")
@@ -104,8 +112,9 @@ def test_a_changed_input_at_the_same_path_is_refused_or_replaced_never_reused(tm
     assert provenance.read(tmp_path / "ds")["source"]["files"][0]["sha256"] != meta()["source"]["files"][0]["sha256"]
     # --overwrite: the new dataset replaces the old one, and meta/glam.json records the new checksum
     longer = [synthetic.job(0), synthetic.job(1), synthetic.job(2)]
-    summary = write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), longer, synthetic.produce,
-                            glam_meta=meta(), overwrite=True)
+    summary = write_dataset(
+        tmp_path / "ds", "me/r", 10, synthetic.features(), longer, synthetic.produce, glam_meta=meta(), overwrite=True
+    )
     assert summary.episodes == 3
     assert provenance.read(tmp_path / "ds")["source"]["files"] == meta()["source"]["files"]
     assert not (tmp_path / "ds.partial").exists()
@@ -117,15 +126,26 @@ def test_an_unfinished_write_is_never_resumed_from_other_input(tmp_path):
     jobs = [synthetic.job(0), synthetic.job(1), synthetic.job(2, corrupt="nan")]
     meta = {"source": {"format": "test", "files": provenance.file_records([src])}}
     with pytest.raises(EpisodeError):
-        write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), jobs, synthetic.produce, shard_size=1,
-                      glam_meta=meta)
+        write_dataset(
+            tmp_path / "ds", "me/r", 10, synthetic.features(), jobs, synthetic.produce, shard_size=1, glam_meta=meta
+        )
     src.write_bytes(b"second")
     meta2 = {"source": {"format": "test", "files": provenance.file_records([src])}}
     with pytest.raises(FileExistsError, match="buffer.bin changed.*resuming would mix"):
-        write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), jobs, _nan_fixed, shard_size=1,
-                      glam_meta=meta2)
-    summary = write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), jobs, _nan_fixed, shard_size=1,
-                            glam_meta=meta2, overwrite=True)
+        write_dataset(
+            tmp_path / "ds", "me/r", 10, synthetic.features(), jobs, _nan_fixed, shard_size=1, glam_meta=meta2
+        )
+    summary = write_dataset(
+        tmp_path / "ds",
+        "me/r",
+        10,
+        synthetic.features(),
+        jobs,
+        _nan_fixed,
+        shard_size=1,
+        glam_meta=meta2,
+        overwrite=True,
+    )
     assert (summary.episodes, summary.resumed_shards) == (3, 0)  # started again from the new input
 
 
@@ -145,14 +165,21 @@ def test_an_empty_output_folder_is_simply_used(tmp_path):
 
 def test_wrong_image_size_is_named(tmp_path):
     with pytest.raises(EpisodeError, match="image size"):
-        write_dataset(tmp_path / "ds", "me/x", 10, synthetic.features(image_size=48), [synthetic.job(0)],
-                      synthetic.produce)
+        write_dataset(
+            tmp_path / "ds", "me/x", 10, synthetic.features(image_size=48), [synthetic.job(0)], synthetic.produce
+        )
 
 
 def test_frames_too_small_for_the_video_encoder_are_refused_up_front(tmp_path):
     with pytest.raises(ValueError, match="too small for the AV1 encoder"):
-        write_dataset(tmp_path / "ds", "me/x", 10, synthetic.features(image_size=16),
-                      [synthetic.job(0, image_size=16)], synthetic.produce)
+        write_dataset(
+            tmp_path / "ds",
+            "me/x",
+            10,
+            synthetic.features(image_size=16),
+            [synthetic.job(0, image_size=16)],
+            synthetic.produce,
+        )
     assert not (tmp_path / "ds.partial").exists()
 
 

@@ -13,22 +13,38 @@ def register(app: typer.Typer) -> None:
 
 
 def benchmark(
-    task: str = typer.Option("lift", help="simulated task: lift | pick_place | knock_down | stack_two | stack_three "
-                                          "(lift is the one policies learn at the cpu scale; the paper's stack_two "
-                                          "needs --scale paper)"),
-    methods: str = typer.Option("mip,clam,lapa,glam,glam_o",
-                                help="comma-separated: mip, clam, clam_o, lapa, lapa_o, glam, glam_o, glam_o_3src"),
+    task: str = typer.Option(
+        "lift",
+        help="simulated task: lift | pick_place | knock_down | stack_two | stack_three "
+        "(lift is the one policies learn at the cpu scale; the paper's stack_two "
+        "needs --scale paper)",
+    ),
+    methods: str = typer.Option(
+        "mip,clam,lapa,glam,glam_o", help="comma-separated: mip, clam, clam_o, lapa, lapa_o, glam, glam_o, glam_o_3src"
+    ),
     seeds: int = typer.Option(3, help="training seeds per method (the paper: 3)"),
-    scale: str = typer.Option("cpu", help="paper (paper data sizes, for a GPU), cpu (about an hour per seed on 2 cores "
-                                          "with --jobs 2 for lift), small or "
-                                          "micro (plumbing smoke test); defined in glam_lerobot/benchmark.py SCALES"),
+    scale: str = typer.Option(
+        "cpu",
+        help="paper (paper data sizes, for a GPU), cpu (about an hour per seed on 2 cores "
+        "with --jobs 2 for lift), small or "
+        "micro (plumbing smoke test); defined in glam_lerobot/benchmark.py SCALES",
+    ),
     output: Path = typer.Option(Path("benchmark"), help="output folder (runs are cached here: rerun to resume)"),
-    scaling: bool = typer.Option(False, "--scaling", help="also the data-scaling curves (Figure 4): MIP with more "
-                                 "target episodes vs GLAM-O with more auxiliary episodes"),
-    jobs: int = typer.Option(1, min=1, help="runs trained at the same time, each in its own process with the "
-                                            "scale's torch threads (cpu scale: 1 thread, so --jobs 2 on 2 cores)"),
-    data_dir: Path = typer.Option(None, help="where the recorded datasets live (shared between outputs) "
-                                             "[default: OUTPUT/data]"),
+    scaling: bool = typer.Option(
+        False,
+        "--scaling",
+        help="also the data-scaling curves (Figure 4): MIP with more "
+        "target episodes vs GLAM-O with more auxiliary episodes",
+    ),
+    jobs: int = typer.Option(
+        1,
+        min=1,
+        help="runs trained at the same time, each in its own process with the "
+        "scale's torch threads (cpu scale: 1 thread, so --jobs 2 on 2 cores)",
+    ),
+    data_dir: Path = typer.Option(
+        None, help="where the recorded datasets live (shared between outputs) [default: OUTPUT/data]"
+    ),
 ) -> None:
     """Train every method on the same simulated data and evaluate each on held-out seeds.
 
@@ -47,8 +63,17 @@ def benchmark(
     names = [m.strip() for m in methods.split(",") if m.strip()]
     try:
         check_request(task, names, seeds, scale)
-        report = run_benchmark(task, names, seeds, scale, output, scaling=scaling, data_dir=data_dir, jobs=jobs,
-                               log=lambda msg: console.print(f"[dim]{escape(msg)}[/]"))
+        report = run_benchmark(
+            task,
+            names,
+            seeds,
+            scale,
+            output,
+            scaling=scaling,
+            data_dir=data_dir,
+            jobs=jobs,
+            log=lambda msg: console.print(f"[dim]{escape(msg)}[/]"),
+        )
     except (ValueError, FileExistsError, FileNotFoundError, RuntimeError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(1) from None

@@ -11,10 +11,12 @@ import typer
 from glam_lerobot.cli.errors import fail as _fail
 
 RepoType = Annotated[str | None, typer.Option("--repo-type", help="dataset or model (default: detected)")]
-Token = Annotated[str | None, typer.Option("--token", help="Hub token (default: HF_TOKEN or `hf auth login`)",
-                                              show_default=False)]
-Endpoint = Annotated[str | None, typer.Option("--endpoint", help="Hub URL (default: HF_ENDPOINT or "
-                                                 "https://huggingface.co)")]
+Token = Annotated[
+    str | None, typer.Option("--token", help="Hub token (default: HF_TOKEN or `hf auth login`)", show_default=False)
+]
+Endpoint = Annotated[
+    str | None, typer.Option("--endpoint", help="Hub URL (default: HF_ENDPOINT or https://huggingface.co)")
+]
 
 mixture_app = typer.Typer(
     help="Mixture files: which datasets at which revisions are target and auxiliary, and how cameras map.",
@@ -22,14 +24,17 @@ mixture_app = typer.Typer(
 )
 
 
-
-
 def push(
     folder: Annotated[Path, typer.Argument(help="a LeRobot dataset root or a world-model checkpoint folder")],
     repo_id: Annotated[str, typer.Option("--repo-id", help="namespace/name on the Hub")],
-    revision: Annotated[str | None, typer.Option(
-        "--revision", help="branch to push to. Default: main for an original dataset or a model; for a derived "
-        "dataset the revision named in its meta/glam.json")] = None,
+    revision: Annotated[
+        str | None,
+        typer.Option(
+            "--revision",
+            help="branch to push to. Default: main for an original dataset or a model; for a derived "
+            "dataset the revision named in its meta/glam.json",
+        ),
+    ] = None,
     private: Annotated[bool, typer.Option("--private", help="create the repo private")] = False,
     token: Token = None,
     endpoint: Endpoint = None,
@@ -56,10 +61,16 @@ def push(
 
 def pull(
     repo_id: Annotated[str, typer.Argument(help="namespace/name on the Hub")],
-    revision: Annotated[str | None, typer.Option(
-        "--revision", help="branch, tag or commit (default: v3.0 for datasets, main for models)")] = None,
-    root: Annotated[Path | None, typer.Option(
-        "--root", help="download into this folder (default: the revision-safe cache in HF_LEROBOT_HOME/hub)")] = None,
+    revision: Annotated[
+        str | None,
+        typer.Option("--revision", help="branch, tag or commit (default: v3.0 for datasets, main for models)"),
+    ] = None,
+    root: Annotated[
+        Path | None,
+        typer.Option(
+            "--root", help="download into this folder (default: the revision-safe cache in HF_LEROBOT_HOME/hub)"
+        ),
+    ] = None,
     repo_type: RepoType = None,
     offline: Annotated[bool, typer.Option("--offline", help="use only what is already cached")] = False,
     token: Token = None,
@@ -76,8 +87,9 @@ def pull(
     from glam_lerobot import hub
 
     try:
-        summary = hub.pull(repo_id, revision, root, repo_type=repo_type, local_only=offline, token=token,
-                           endpoint=endpoint)
+        summary = hub.pull(
+            repo_id, revision, root, repo_type=repo_type, local_only=offline, token=token, endpoint=endpoint
+        )
     except hub.HubError as e:
         _fail(e)
     for line in summary.lines():
@@ -108,9 +120,17 @@ def revisions(
     for col in ("ref", "kind", "commit", "parent", "columns added", "command", "episodes", "frames", "note"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r.name, r.kind, r.commit[:10], r.parent or "-", ", ".join(r.columns_added) or "-",
-                      r.command or "-", str(r.episodes if r.episodes is not None else "-"),
-                      str(r.frames if r.frames is not None else "-"), r.note)
+        table.add_row(
+            r.name,
+            r.kind,
+            r.commit[:10],
+            r.parent or "-",
+            ", ".join(r.columns_added) or "-",
+            r.command or "-",
+            str(r.episodes if r.episodes is not None else "-"),
+            str(r.frames if r.frames is not None else "-"),
+            r.note,
+        )
     Console(width=200).print(table)
 
 
@@ -140,8 +160,17 @@ def mixture_check(
         table.add_column(col)
     for r in rows:
         cams = ", ".join(k if k == v else f"{k}->{v}" for k, v in r["cameras"].items())
-        table.add_row(r["role"], r["repo_id"], r["revision"] or "-", str(r["episodes"]), str(r["frames"]),
-                      str(r["fps"]), "yes" if r["action"] else "no", cams, str(r["root"]))
+        table.add_row(
+            r["role"],
+            r["repo_id"],
+            r["revision"] or "-",
+            str(r["episodes"]),
+            str(r["frames"]),
+            str(r["fps"]),
+            "yes" if r["action"] else "no",
+            cams,
+            str(r["root"]),
+        )
     Console(width=200).print(table)
     fps = {r["fps"] for r in rows}
     if len(fps) > 1:
@@ -167,8 +196,7 @@ def mixture_push(
     from glam_lerobot import hub, mixture
 
     try:
-        summary = hub.push_mixture(file, repo_id, revision, path_in_repo=path_in_repo, token=token,
-                                   endpoint=endpoint)
+        summary = hub.push_mixture(file, repo_id, revision, path_in_repo=path_in_repo, token=token, endpoint=endpoint)
     except (hub.HubError, mixture.MixtureError) as e:
         _fail(e)
     for line in summary.lines():
@@ -194,8 +222,7 @@ def mixture_pull(
     from glam_lerobot import hub, mixture
 
     try:
-        path = hub.pull_mixture(repo_id, revision, output, path_in_repo=path_in_repo, token=token,
-                                endpoint=endpoint)
+        path = hub.pull_mixture(repo_id, revision, output, path_in_repo=path_in_repo, token=token, endpoint=endpoint)
     except (hub.HubError, mixture.MixtureError) as e:
         _fail(e)
     Console(soft_wrap=True).print(f"mixture {repo_id}@{revision or 'main'}:{path_in_repo} -> {path}", highlight=False)

@@ -33,16 +33,21 @@ def register(app: typer.Typer) -> None:
     app.add_typer(ingest, name="ingest")
 
 
-
-
-def _run(make_plan, root: Path, repo_id: str | None, default_repo: str, workers: int, skip_bad: bool,
-         overwrite: bool = False) -> None:
+def _run(
+    make_plan, root: Path, repo_id: str | None, default_repo: str, workers: int, skip_bad: bool, overwrite: bool = False
+) -> None:
     from glam_lerobot.writing import EpisodeError
 
     try:
         plan = make_plan()
-        summary = plan.write(root, repo_id or default_repo, workers=workers, skip_bad=skip_bad, overwrite=overwrite,
-                             command=shlex.join(["glam-lerobot", *sys.argv[1:]]))
+        summary = plan.write(
+            root,
+            repo_id or default_repo,
+            workers=workers,
+            skip_bad=skip_bad,
+            overwrite=overwrite,
+            command=shlex.join(["glam-lerobot", *sys.argv[1:]]),
+        )
     except (EpisodeError, ValueError, FileExistsError, RuntimeError) as exc:
         _fail(str(exc))
     for line in summary.lines():
@@ -65,8 +70,12 @@ FPS = typer.Option(schema.DEFAULT_FPS, help="frames per second of the dataset's 
 SIZE = typer.Option(None, help="resize every camera to HxW (e.g. 224x224); default: keep the recorded size")
 WORKERS = typer.Option(1, help="worker processes, each writing a shard")
 SKIP = typer.Option(False, "--skip-bad", help="drop bad episodes and list them in the summary instead of stopping")
-OVERWRITE = typer.Option(False, "--overwrite", help="replace a dataset at ROOT (or an unfinished ROOT.partial) written "
-                         "from other input; the old one stays until the new one is finished")
+OVERWRITE = typer.Option(
+    False,
+    "--overwrite",
+    help="replace a dataset at ROOT (or an unfinished ROOT.partial) written "
+    "from other input; the old one stays until the new one is finished",
+)
 
 
 def umi(
@@ -95,27 +104,47 @@ def umi(
     """
     from glam_lerobot.ingest import umi as reader
 
-    _run(lambda: reader.plan(inputs, fps=fps, source_fps=source_fps, camera_map=camera_map,
-                             image_size=_size(image_size), task=task),
-         root, repo_id, "local/umi", workers, skip_bad, overwrite)
+    _run(
+        lambda: reader.plan(
+            inputs, fps=fps, source_fps=source_fps, camera_map=camera_map, image_size=_size(image_size), task=task
+        ),
+        root,
+        repo_id,
+        "local/umi",
+        workers,
+        skip_bad,
+        overwrite,
+    )
 
 
 umi.__doc__ += "\n    " + _COMMON
 
 
 def rosbag(
-    inputs: list[Path] = typer.Argument(..., help="bags: ROS 1 .bag files, ROS 2 bag folders, .mcap or .db3 files, "
-                                        "or folders holding them; one bag = one episode"),
+    inputs: list[Path] = typer.Argument(
+        ...,
+        help="bags: ROS 1 .bag files, ROS 2 bag folders, .mcap or .db3 files, "
+        "or folders holding them; one bag = one episode",
+    ),
     root: Path = ROOT,
     repo_id: str = REPO,
-    mapping: Path = typer.Option(None, help="topic mapping YAML [default: the packaged kinova_kortex.yaml: "
-                                 "/joint_states (joint_1..7 + robotiq_85_left_knuckle_joint), /camera/color/image_raw "
-                                 "-> front]"),
+    mapping: Path = typer.Option(
+        None,
+        help="topic mapping YAML [default: the packaged kinova_kortex.yaml: "
+        "/joint_states (joint_1..7 + robotiq_85_left_knuckle_joint), /camera/color/image_raw "
+        "-> front]",
+    ),
     fps: int = FPS,
-    sync: str = typer.Option(None, help="nearest (closest sample, default) or previous (latest sample at or before "
-                             "each grid time); overrides the mapping's `sync`"),
-    max_gap: float = typer.Option(None, help="seconds a topic may go silent (or its clock jump) before the bag is "
-                                  "refused (--skip-bad drops it) [default: 5 of the topic's own median periods]"),
+    sync: str = typer.Option(
+        None,
+        help="nearest (closest sample, default) or previous (latest sample at or before "
+        "each grid time); overrides the mapping's `sync`",
+    ),
+    max_gap: float = typer.Option(
+        None,
+        help="seconds a topic may go silent (or its clock jump) before the bag is "
+        "refused (--skip-bad drops it) [default: 5 of the topic's own median periods]",
+    ),
     image_size: str = SIZE,
     task: str = typer.Option("Kinova teleoperation", help="task string of every episode"),
     workers: int = WORKERS,
@@ -133,9 +162,17 @@ def rosbag(
     """
     from glam_lerobot.ingest import rosbag as reader
 
-    _run(lambda: reader.plan(inputs, mapping=mapping, fps=fps, image_size=_size(image_size), task=task, sync=sync,
-                             max_gap=max_gap),
-         root, repo_id, "local/kinova-teleop", workers, skip_bad, overwrite)
+    _run(
+        lambda: reader.plan(
+            inputs, mapping=mapping, fps=fps, image_size=_size(image_size), task=task, sync=sync, max_gap=max_gap
+        ),
+        root,
+        repo_id,
+        "local/kinova-teleop",
+        workers,
+        skip_bad,
+        overwrite,
+    )
 
 
 rosbag.__doc__ += "\n    " + _COMMON
@@ -148,14 +185,23 @@ def hdf5(
     layout: str = typer.Option("auto", help="auto | aloha | robomimic"),
     fps: int = FPS,
     source_fps: float = typer.Option(None, help="recording rate [default: aloha 50, robomimic 20]"),
-    camera_map: str = typer.Option(None, help="file camera -> dataset camera (overhead | front) [default: aloha "
-                                   "cam_high=overhead,cam_low=front; robomimic agentview=front]"),
+    camera_map: str = typer.Option(
+        None,
+        help="file camera -> dataset camera (overhead | front) [default: aloha "
+        "cam_high=overhead,cam_low=front; robomimic agentview=front]",
+    ),
     image_size: str = SIZE,
     task: str = typer.Option(None, help="task string [default: robomimic env_name, else 'demonstration']"),
-    robot: str = typer.Option("auto", help="robomimic: write state/action (yes), not (no), or when every arm has "
-                              "robot{i}_joint_pos with 7 joints (auto)"),
-    tcp_offset: float = typer.Option(0.145, help="ALOHA: metres from the Gen3 tool interface to the ee_pose point "
-                                     "(0.145: the 2F-85 pinch point, as in the simulator)"),
+    robot: str = typer.Option(
+        "auto",
+        help="robomimic: write state/action (yes), not (no), or when every arm has "
+        "robot{i}_joint_pos with 7 joints (auto)",
+    ),
+    tcp_offset: float = typer.Option(
+        0.145,
+        help="ALOHA: metres from the Gen3 tool interface to the ee_pose point "
+        "(0.145: the 2F-85 pinch point, as in the simulator)",
+    ),
     workers: int = WORKERS,
     skip_bad: bool = SKIP,
     overwrite: bool = OVERWRITE,
@@ -174,9 +220,25 @@ def hdf5(
 
     if robot not in ("auto", "yes", "no"):
         _fail("--robot must be auto, yes or no")
-    _run(lambda: reader.plan(inputs, layout=layout, fps=fps, source_fps=source_fps, camera_map=camera_map,
-                             image_size=_size(image_size), task=task, robot=robot, tcp_offset=tcp_offset),
-         root, repo_id, "local/hdf5", workers, skip_bad, overwrite)
+    _run(
+        lambda: reader.plan(
+            inputs,
+            layout=layout,
+            fps=fps,
+            source_fps=source_fps,
+            camera_map=camera_map,
+            image_size=_size(image_size),
+            task=task,
+            robot=robot,
+            tcp_offset=tcp_offset,
+        ),
+        root,
+        repo_id,
+        "local/hdf5",
+        workers,
+        skip_bad,
+        overwrite,
+    )
 
 
 hdf5.__doc__ += "\n    " + _COMMON

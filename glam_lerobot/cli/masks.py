@@ -17,24 +17,46 @@ masks_app = typer.Typer(
     no_args_is_help=True,
 )
 
-ModelOpt = Annotated[str | None, typer.Option(
-    "--model", help="ultralytics weights: a local path or a name ultralytics resolves (yolo11n-seg.pt, "
-    "yoloe-11s-seg.pt, sam2_b.pt, sam3.pt, ...). A .yaml config builds an untrained model (plumbing tests only).")]
-PromptOpt = Annotated[str | None, typer.Option(
-    "--prompt", help="YOLOE / SAM 3: text prompt, comma-separated class names (default: the object names). "
-    "SAM / SAM 2: 'box:x1,y1,x2,y2' or 'point:x,y' in pixels of each episode's first frame.")]
-ObjectsOpt = Annotated[str | None, typer.Option(
-    "--objects", help="comma-separated objects to mask, e.g. cube,bowl (a name twice = two instances). Default: "
-    "the task's manipulated object(s) from meta/glam.json (lift/pick_place cube, knock_down bottle, "
-    "stack_two/stack_three all cubes).")]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="ultralytics weights: a local path or a name ultralytics resolves (yolo11n-seg.pt, "
+        "yoloe-11s-seg.pt, sam2_b.pt, sam3.pt, ...). A .yaml config builds an untrained model (plumbing tests only).",
+    ),
+]
+PromptOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--prompt",
+        help="YOLOE / SAM 3: text prompt, comma-separated class names (default: the object names). "
+        "SAM / SAM 2: 'box:x1,y1,x2,y2' or 'point:x,y' in pixels of each episode's first frame.",
+    ),
+]
+ObjectsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--objects",
+        help="comma-separated objects to mask, e.g. cube,bowl (a name twice = two instances). Default: "
+        "the task's manipulated object(s) from meta/glam.json (lift/pick_place cube, knock_down bottle, "
+        "stack_two/stack_three all cubes).",
+    ),
+]
 CamerasOpt = Annotated[str | None, typer.Option("--cameras", help="comma-separated cameras (default: all)")]
 BatchOpt = Annotated[int, typer.Option("--batch", help="frames per inference call")]
 ConfOpt = Annotated[float, typer.Option("--conf", help="detection confidence threshold")]
-DeviceOpt = Annotated[str | None, typer.Option("--device", help="torch device (default: cuda:0 when present, else cpu)")]
+DeviceOpt = Annotated[
+    str | None, typer.Option("--device", help="torch device (default: cuda:0 when present, else cpu)")
+]
 ImgszOpt = Annotated[int | None, typer.Option("--imgsz", help="inference size (default: the dataset's resolution)")]
-TrackerOpt = Annotated[str, typer.Option(
-    "--tracker", help="ultralytics tracker config for YOLO models (bytetrack.yaml, botsort.yaml), or 'none' to "
-    "associate detections by mask IoU only")]
+TrackerOpt = Annotated[
+    str,
+    typer.Option(
+        "--tracker",
+        help="ultralytics tracker config for YOLO models (bytetrack.yaml, botsort.yaml), or 'none' to "
+        "associate detections by mask IoU only",
+    ),
+]
 
 
 def _command_line(name: str, args: dict) -> str:
@@ -46,8 +68,6 @@ def _command_line(name: str, args: dict) -> str:
     return " ".join(parts)
 
 
-
-
 def _list(text: str | None) -> list[str] | None:
     from glam_lerobot.masks.objects import parse_list
 
@@ -56,15 +76,24 @@ def _list(text: str | None) -> list[str] | None:
 
 def add(
     root: Annotated[Path, typer.Option("--root", help="the parent dataset (a local LeRobot dataset root)")],
-    backend: Annotated[str, typer.Option("--backend", help="ultralytics (camera frames) or groundtruth (MuJoCo "
-                                         "re-render from sim.qpos, datasets from `sim record`)")],
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            help="ultralytics (camera frames) or groundtruth (MuJoCo "
+            "re-render from sim.qpos, datasets from `sim record`)",
+        ),
+    ],
     model: ModelOpt = None,
     prompt: PromptOpt = None,
     objects: ObjectsOpt = None,
-    revision: Annotated[str | None, typer.Option("--revision", help="name of the new revision "
-                                                    "(default masks-<backend>)")] = None,
-    output: Annotated[Path | None, typer.Option("--output", help="root of the new revision "
-                                                   "(default <root>@<revision> beside the parent)")] = None,
+    revision: Annotated[
+        str | None, typer.Option("--revision", help="name of the new revision (default masks-<backend>)")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", help="root of the new revision (default <root>@<revision> beside the parent)"),
+    ] = None,
     cameras: CamerasOpt = None,
     batch: BatchOpt = 16,
     conf: ConfOpt = 0.25,
@@ -85,9 +114,20 @@ def add(
 
     try:
         summary = add_masks(
-            root, backend, model=model, prompt=prompt, objects=_list(objects), revision=revision, output=output,
-            cameras=_list(cameras), batch=batch, conf=conf, device=device, imgsz=imgsz,
-            tracker=None if tracker == "none" else tracker, command=command,
+            root,
+            backend,
+            model=model,
+            prompt=prompt,
+            objects=_list(objects),
+            revision=revision,
+            output=output,
+            cameras=_list(cameras),
+            batch=batch,
+            conf=conf,
+            device=device,
+            imgsz=imgsz,
+            tracker=None if tracker == "none" else tracker,
+            command=command,
         )
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
         _fail(str(exc))
@@ -97,18 +137,26 @@ def add(
 
 
 def score(
-    root: Annotated[list[Path], typer.Option("--root", help="dataset(s) with ground truth (mask columns or "
-                                             "sim.qpos); repeat for several tasks")],
+    root: Annotated[
+        list[Path],
+        typer.Option(
+            "--root", help="dataset(s) with ground truth (mask columns or sim.qpos); repeat for several tasks"
+        ),
+    ],
     model: Annotated[str, typer.Option("--model", help="ultralytics weights to score (path or name)")],
     prompt: PromptOpt = None,
     objects: ObjectsOpt = None,
-    gt_objects: Annotated[str | None, typer.Option("--gt-objects", help="simulator objects for the re-rendered "
-                                                      "truth (default: the task's)")] = None,
+    gt_objects: Annotated[
+        str | None,
+        typer.Option("--gt-objects", help="simulator objects for the re-rendered truth (default: the task's)"),
+    ] = None,
     cameras: CamerasOpt = None,
-    episodes: Annotated[int | None, typer.Option("--episodes", help="score the first N episodes of each "
-                                                    "dataset (default all)")] = None,
+    episodes: Annotated[
+        int | None, typer.Option("--episodes", help="score the first N episodes of each dataset (default all)")
+    ] = None,
     panel: Annotated[Path, typer.Option("--panel", help="PNG panel of frames, predicted and true masks")] = Path(
-        "mask_scores.png"),
+        "mask_scores.png"
+    ),
     batch: BatchOpt = 16,
     conf: ConfOpt = 0.25,
     device: DeviceOpt = None,
@@ -125,17 +173,36 @@ def score(
     from glam_lerobot.masks.score import score_masks
 
     try:
-        rows = score_masks(root, model, prompt=prompt, objects=_list(objects), gt_objects=_list(gt_objects),
-                           cameras=_list(cameras), max_episodes=episodes, panel=panel, batch=batch, conf=conf,
-                           device=device, imgsz=imgsz, tracker=None if tracker == "none" else tracker)
+        rows = score_masks(
+            root,
+            model,
+            prompt=prompt,
+            objects=_list(objects),
+            gt_objects=_list(gt_objects),
+            cameras=_list(cameras),
+            max_episodes=episodes,
+            panel=panel,
+            batch=batch,
+            conf=conf,
+            device=device,
+            imgsz=imgsz,
+            tracker=None if tracker == "none" else tracker,
+        )
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     table = Table(title=f"mask IoU of {model}")
     for col in ("task", "camera", "frames", "mean IoU", "pred empty", "true empty", "truth"):
         table.add_column(col)
     for r in rows:
-        table.add_row(str(r["task"]), r["camera"], str(r["frames"]), f"{r['mean_iou']:.3f}", str(r["pred_empty"]),
-                      str(r["true_empty"]), r["truth"])
+        table.add_row(
+            str(r["task"]),
+            r["camera"],
+            str(r["frames"]),
+            f"{r['mean_iou']:.3f}",
+            str(r["pred_empty"]),
+            str(r["true_empty"]),
+            r["truth"],
+        )
     console = Console()
     console.print(table)
     scores = panel.with_suffix(".json")

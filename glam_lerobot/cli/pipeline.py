@@ -8,23 +8,23 @@ import typer
 
 from glam_lerobot.cli.errors import fail as _fail
 
-RECIPE_HELP = ("a recipe YAML file, or the name of a shipped recipe in pipelines/ (default, stack_two_cpu, "
-               "stack_two, stack_three, ...) [default: default]")
+RECIPE_HELP = (
+    "a recipe YAML file, or the name of a shipped recipe in pipelines/ (default, stack_two_cpu, "
+    "stack_two, stack_three, ...) [default: default]"
+)
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
     pipeline = typer.Typer(
         help="Run declarative recipes (pipelines/*.yaml) that chain record/ingest, masks, push, mixture, train-wm, "
-             "relabel, lerobot-train, lerobot-eval, transfer, plots and a summary.",
+        "relabel, lerobot-train, lerobot-eval, transfer, plots and a summary.",
         no_args_is_help=True,
     )
     pipeline.command("run")(run)
     pipeline.command("show")(show)
     pipeline.command("list")(list_recipes)
     app.add_typer(pipeline, name="pipeline")
-
-
 
 
 def _load(recipe: str | None, workdir: Path | None, sets: list[str] | None):
@@ -38,8 +38,11 @@ def _load(recipe: str | None, workdir: Path | None, sets: list[str] | None):
 
 def run(
     recipe: str = typer.Argument(None, help=RECIPE_HELP),
-    workdir: Path = typer.Option(None, help="folder for every output and the stage markers [default: the recipe's "
-                                            "`workdir` variable, runs/<recipe name>]"),
+    workdir: Path = typer.Option(
+        None,
+        help="folder for every output and the stage markers [default: the recipe's "
+        "`workdir` variable, runs/<recipe name>]",
+    ),
     set_: list[str] = typer.Option(None, "--set", help="override a recipe variable, e.g. --set seed=3 (repeatable)"),
 ) -> None:
     """Run a recipe's stages in order, skipping stages already done and resuming an interrupted one.
@@ -83,7 +86,9 @@ def show(
     colour = {"done": "green", "pending": "yellow", "changed": "red"}
     for i, row in enumerate(describe(loaded), 1):
         after = f"  (after {', '.join(row['after'])})" if row["after"] else ""
-        console.print(f"\n{i:2d}. [bold]{row['name']}[/] ({row['run']}) [{colour[row['state']]}]{row['state']}[/]{after}")
+        console.print(
+            f"\n{i:2d}. [bold]{row['name']}[/] ({row['run']}) [{colour[row['state']]}]{row['state']}[/]{after}"
+        )
         if row["settings"]:
             console.print("    with: " + ", ".join(f"{k}={v}" for k, v in row["settings"].items()))
         for k, v in row["outputs"].items():

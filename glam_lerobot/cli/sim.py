@@ -21,21 +21,31 @@ def register(app: typer.Typer) -> None:
     app.add_typer(sim, name="sim")
 
 
-
-
 def record(
-    embodiment: str = typer.Option(..., help="kinova (Gen3 arm(s): state + joint actions) or umi (floating gripper(s), no actions)"),
+    embodiment: str = typer.Option(
+        ..., help="kinova (Gen3 arm(s): state + joint actions) or umi (floating gripper(s), no actions)"
+    ),
     task: str = typer.Option(..., help="lift | pick_place | knock_down | stack_two | stack_three"),
     episodes: int = typer.Option(..., help="episodes to attempt; failed expert runs are dropped and counted"),
-    seed: int = typer.Option(0, help="episode i starts from seed SEED+i (same seed = same placement on both embodiments)"),
+    seed: int = typer.Option(
+        0, help="episode i starts from seed SEED+i (same seed = same placement on both embodiments)"
+    ),
     root: Path = typer.Option(..., help="output folder of the new dataset (must not hold another dataset)"),
-    repo_id: str = typer.Option(None, help="repo id written into the dataset [default: local/glam-sim-EMBODIMENT-TASK]"),
+    repo_id: str = typer.Option(
+        None, help="repo id written into the dataset [default: local/glam-sim-EMBODIMENT-TASK]"
+    ),
     image_size: int = typer.Option(schema.DEFAULT_IMAGE_SIZE, help="square camera frames, pixels"),
-    masks: bool = typer.Option(False, "--masks", help="also write ground-truth object masks (mask.overhead, mask.front)"),
-    workers: int = typer.Option(1, help="worker processes (a spawned worker costs seconds of imports: more pay "
-                                "only for many episodes)"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="replace a dataset at ROOT recorded with other "
-                                   "settings (it stays until the new one is finished)"),
+    masks: bool = typer.Option(
+        False, "--masks", help="also write ground-truth object masks (mask.overhead, mask.front)"
+    ),
+    workers: int = typer.Option(
+        1, help="worker processes (a spawned worker costs seconds of imports: more pay only for many episodes)"
+    ),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="replace a dataset at ROOT recorded with other settings (it stays until the new one is finished)",
+    ),
 ) -> None:
     """Run the scripted expert and write a LeRobot v3 dataset.
 
@@ -48,8 +58,18 @@ def record(
 
     try:
         validate_request(task, embodiment, episodes, image_size)
-        summary = run_record(task, embodiment, episodes, seed, root, repo_id=repo_id, image_size=image_size,
-                             masks=masks, workers=workers, overwrite=overwrite)
+        summary = run_record(
+            task,
+            embodiment,
+            episodes,
+            seed,
+            root,
+            repo_id=repo_id,
+            image_size=image_size,
+            masks=masks,
+            workers=workers,
+            overwrite=overwrite,
+        )
     except (ValueError, FileExistsError) as exc:
         _fail(str(exc))
     for line in summary.lines():
@@ -71,8 +91,10 @@ def replay(
         out = replay_episode(root, episode)
     except ValueError as exc:
         _fail(str(exc))
-    typer.echo(f"{out['task']} episode {episode} (seed {out['seed']}): success={out['success']} "
-               f"max object deviation {out['max_object_error'] * 1000:.3f} mm")
+    typer.echo(
+        f"{out['task']} episode {episode} (seed {out['seed']}): success={out['success']} "
+        f"max object deviation {out['max_object_error'] * 1000:.3f} mm"
+    )
     for name, (rec, rep) in out["final_positions"].items():
         typer.echo(f"  {name}: recorded end {rec.round(4).tolist()}  replayed end {rep.round(4).tolist()}")
     typer.echo("reproduced" if out["reproduced"] else "NOT reproduced")

@@ -20,8 +20,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(latents, name="latents")
 
 
-
-
 def _mixture(path: Path):
     from glam_lerobot.mixture import MixtureError, load_mixture
 
@@ -35,28 +33,46 @@ def train_wm(
     mixture: Path = typer.Option(..., help="mixture YAML: target and auxiliary datasets at their revisions"),
     output: Path = typer.Option(..., help="output folder: the world model (a pushable model repo) and its logs"),
     input: str = typer.Option("rgb", help="rgb (GLAM) or masks (GLAM-O: reads the mask.<camera> columns)"),
-    method: str = typer.Option("glam", help="glam, or a baseline: clam (action decoder on the IDM, target data "
-                               "only) or lapa (VQ latents by next-frame reconstruction)"),
+    method: str = typer.Option(
+        "glam",
+        help="glam, or a baseline: clam (action decoder on the IDM, target data "
+        "only) or lapa (VQ latents by next-frame reconstruction)",
+    ),
     steps: int = typer.Option(2000, help="optimizer steps (with --resume: the new total)"),
     batch_size: int = typer.Option(64, help="transitions per step (per process)"),
     latent_dim: int = typer.Option(8, help="latent action size d (paper: 8, 16 for stack_three)"),
     seed: int = typer.Option(0, help="seed of the weights and the batches; the same seed gives the same losses on CPU"),
     lr: float = typer.Option(3e-4, help="AdamW learning rate"),
-    align_weight: float = typer.Option(1.0, help="lambda of KL(q_IDM || sg(q_encoder)); 0 = the ablation without alignment"),
+    align_weight: float = typer.Option(
+        1.0, help="lambda of KL(q_IDM || sg(q_encoder)); 0 = the ablation without alignment"
+    ),
     align_warmup: int = typer.Option(0, help="steps over which lambda ramps up linearly from 0"),
     min_std: float = typer.Option(0.1, help="soft floor on the posteriors' standard deviation (0 = none)"),
-    feature_norm: bool = typer.Option(True, "--feature-norm/--no-feature-norm", help="LayerNorm on the visual "
-                                      "feature (without it the image path is ~100x weaker than the pose)"),
-    idm_delta: bool = typer.Option(True, "--idm-delta/--no-idm-delta", help="the IDM reads x_t and the per-step "
-                                   "change x_t+1 - x_t scaled to unit std (instead of x_t, x_t+1)"),
-    target_fraction: float = typer.Option(0.5, help="share of target-robot rows in every batch (the only rows the "
-                                          "grounding terms see); 0 = draw uniformly over all transitions"),
-    diagnose_target: Path = typer.Option(None, help="held-out simulated target episodes for the alignment "
-                                         "diagnostics (same seeds as --diagnose-aux)"),
-    diagnose_aux: list[Path] = typer.Option(None, help="held-out auxiliary episodes recorded from the same seeds; "
-                                            "repeat for several sources"),
+    feature_norm: bool = typer.Option(
+        True,
+        "--feature-norm/--no-feature-norm",
+        help="LayerNorm on the visual feature (without it the image path is ~100x weaker than the pose)",
+    ),
+    idm_delta: bool = typer.Option(
+        True,
+        "--idm-delta/--no-idm-delta",
+        help="the IDM reads x_t and the per-step change x_t+1 - x_t scaled to unit std (instead of x_t, x_t+1)",
+    ),
+    target_fraction: float = typer.Option(
+        0.5,
+        help="share of target-robot rows in every batch (the only rows the "
+        "grounding terms see); 0 = draw uniformly over all transitions",
+    ),
+    diagnose_target: Path = typer.Option(
+        None, help="held-out simulated target episodes for the alignment diagnostics (same seeds as --diagnose-aux)"
+    ),
+    diagnose_aux: list[Path] = typer.Option(
+        None, help="held-out auxiliary episodes recorded from the same seeds; repeat for several sources"
+    ),
     diagnose_every: int = typer.Option(250, help="log the alignment diagnostics every N steps"),
-    image_size: int = typer.Option(None, help="resize frames to this square size (multiple of 16) [default: the target's]"),
+    image_size: int = typer.Option(
+        None, help="resize frames to this square size (multiple of 16) [default: the target's]"
+    ),
     save_every: int = typer.Option(500, help="checkpoint every N steps (resumable)"),
     log_every: int = typer.Option(10, help="append the loss terms to losses.jsonl every N steps"),
     threads: int = typer.Option(None, help="torch CPU threads (1 is fastest on a busy shared machine)"),
@@ -73,13 +89,28 @@ def train_wm(
     from glam_lerobot.world_model.train import TrainSettings, train_world_model
 
     mix = _mixture(mixture)
-    settings = TrainSettings(input=input, method=method, steps=steps, batch_size=batch_size, latent_dim=latent_dim, seed=seed,
-                             lr=lr, align_weight=align_weight, image_size=image_size, save_every=save_every,
-                             log_every=log_every, threads=threads, align_warmup=align_warmup, min_std=min_std,
-                             feature_norm=feature_norm, idm_delta=idm_delta,
-                             target_fraction=target_fraction or None,
-                             diagnose_target=str(diagnose_target) if diagnose_target else None,
-                             diagnose_aux=[str(p) for p in diagnose_aux or []], diagnose_every=diagnose_every)
+    settings = TrainSettings(
+        input=input,
+        method=method,
+        steps=steps,
+        batch_size=batch_size,
+        latent_dim=latent_dim,
+        seed=seed,
+        lr=lr,
+        align_weight=align_weight,
+        image_size=image_size,
+        save_every=save_every,
+        log_every=log_every,
+        threads=threads,
+        align_warmup=align_warmup,
+        min_std=min_std,
+        feature_norm=feature_norm,
+        idm_delta=idm_delta,
+        target_fraction=target_fraction or None,
+        diagnose_target=str(diagnose_target) if diagnose_target else None,
+        diagnose_aux=[str(p) for p in diagnose_aux or []],
+        diagnose_every=diagnose_every,
+    )
     if diagnose_target and not diagnose_aux:
         _fail("--diagnose-target needs at least one --diagnose-aux dataset recorded from the same seeds")
     try:
@@ -120,7 +151,9 @@ def relabel(
 def transfer(
     world_model: Path = typer.Option(..., help="a world-model folder written by train-wm"),
     root: list[Path] = typer.Option(..., help="a simulated dataset (any embodiment); repeat for several sources"),
-    episodes: str = typer.Option(None, help="episodes to replay, e.g. 0,3,5-9 (unseen by the world model) [default: all]"),
+    episodes: str = typer.Option(
+        None, help="episodes to replay, e.g. 0,3,5-9 (unseen by the world model) [default: all]"
+    ),
     output: Path = typer.Option(Path("transfer"), help="folder for transfer.json and the PNG strips"),
 ) -> None:
     """Encode episodes with the IDM, decode with the action decoder, replay open-loop on the simulated Kinova.
@@ -142,11 +175,13 @@ def transfer(
 def diagnose(
     world_model: Path = typer.Option(..., help="a world-model folder written by train-wm"),
     target: Path = typer.Option(..., help="simulated target-robot (Kinova) episodes unseen in training"),
-    aux: list[Path] = typer.Option(..., help="auxiliary episodes recorded from the same seeds as TARGET; repeat "
-                                   "for several sources"),
+    aux: list[Path] = typer.Option(
+        ..., help="auxiliary episodes recorded from the same seeds as TARGET; repeat for several sources"
+    ),
     output: Path = typer.Option(None, help="folder for diagnostics.json [default: the world-model folder]"),
-    replay: bool = typer.Option(True, "--replay/--no-replay", help="also replay the decoded latents open-loop "
-                                "on the simulated Kinova (slower)"),
+    replay: bool = typer.Option(
+        True, "--replay/--no-replay", help="also replay the decoded latents open-loop on the simulated Kinova (slower)"
+    ),
     strict: bool = typer.Option(False, "--strict", help="exit with status 1 when the alignment gate fails"),
 ) -> None:
     """Alignment diagnostics on unseen same-seed pairs: do two sources get the same latent for the same motion?
@@ -190,8 +225,10 @@ def latents_plot(
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     counts = ", ".join(f"{k}: {v}" for k, v in out["counts"].items())
-    typer.echo(f"wrote {output} ({counts}; PC1/PC2 explain "
-               f"{out['explained_variance'][0]:.0%}/{out['explained_variance'][-1]:.0%})")
+    typer.echo(
+        f"wrote {output} ({counts}; PC1/PC2 explain "
+        f"{out['explained_variance'][0]:.0%}/{out['explained_variance'][-1]:.0%})"
+    )
 
 
 def _episode_list(text: str | None) -> list[int] | None:

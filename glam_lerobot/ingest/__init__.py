@@ -31,8 +31,16 @@ class IngestPlan:
     def bad(self) -> list[dict]:
         return [job for job in self.jobs if job.get("bad")]
 
-    def write(self, root: Path | str, repo_id: str, *, workers: int = 1, skip_bad: bool = False, command: str = "",
-              overwrite: bool = False):
+    def write(
+        self,
+        root: Path | str,
+        repo_id: str,
+        *,
+        workers: int = 1,
+        skip_bad: bool = False,
+        command: str = "",
+        overwrite: bool = False,
+    ):
         """Write the dataset; returns glam_lerobot.writing.WriteSummary."""
         from glam_lerobot.ingest.validate import bad_job
         from glam_lerobot.writing import write_dataset
@@ -44,8 +52,18 @@ class IngestPlan:
         if command:
             meta["source"] = {**meta["source"], "command": command}
         return write_dataset(
-            root, repo_id, self.fps, self.features, self.jobs, self.produce, workers=workers, skip_bad=skip_bad,
-            glam_meta=meta, robot_type=self.robot_type, desc=f"ingest {meta['source']['format']}", overwrite=overwrite,
+            root,
+            repo_id,
+            self.fps,
+            self.features,
+            self.jobs,
+            self.produce,
+            workers=workers,
+            skip_bad=skip_bad,
+            glam_meta=meta,
+            robot_type=self.robot_type,
+            desc=f"ingest {meta['source']['format']}",
+            overwrite=overwrite,
         )
 
 

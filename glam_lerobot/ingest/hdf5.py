@@ -81,8 +81,12 @@ def _aloha_episode(f, path, episode, cmap) -> dict[str, Any]:
     action = _need(f, "action", path, episode, "/")
     images = _need(obs, "images", path, episode, "/observations/")
     if qpos.ndim != 2 or qpos.shape[1] % schema.STATE_DIM_PER_ARM:
-        raise EpisodeError(path, episode, "/observations/qpos",
-                           f"shape {qpos.shape}: expected (T, 8 * arms), Kinova Gen3 joints + gripper per arm")
+        raise EpisodeError(
+            path,
+            episode,
+            "/observations/qpos",
+            f"shape {qpos.shape}: expected (T, 8 * arms), Kinova Gen3 joints + gripper per arm",
+        )
     validate.width(action, qpos.shape[1], path, episode, "/action")
     cams = {c: cmap[c] for c in images if c in cmap}
     lengths = {"/observations/qpos": len(qpos), "/action": len(action)}
@@ -92,8 +96,13 @@ def _aloha_episode(f, path, episode, cmap) -> dict[str, Any]:
         validate.finite(ds[:], path, episode, field)
     compressed = bool(f.attrs.get("compress", False))
     hw = {c: None if compressed else tuple(images[c].shape[1:3]) for c in cams}
-    return {"arms": qpos.shape[1] // schema.STATE_DIM_PER_ARM, "cameras": cams, "length": n, "hw": hw,
-            "compressed": compressed}
+    return {
+        "arms": qpos.shape[1] // schema.STATE_DIM_PER_ARM,
+        "cameras": cams,
+        "length": n,
+        "hw": hw,
+        "compressed": compressed,
+    }
 
 
 def _aloha_frames(f, job) -> dict[str, np.ndarray]:
@@ -108,8 +117,11 @@ def _aloha_frames(f, job) -> dict[str, np.ndarray]:
         arm = qpos[:, a * 8 : a * 8 + 8]
         pos, rot = forward_kinematics(arm[:, :7], tcp_offset=job["tcp_offset"])
         poses.append(ee_pose(pos, matrix_to_6d(rot), arm[:, 7]))
-    frames = {schema.STATE: qpos.astype(np.float32), schema.ACTION: action.astype(np.float32),
-              schema.EE_POSE: np.concatenate(poses, 1)}
+    frames = {
+        schema.STATE: qpos.astype(np.float32),
+        schema.ACTION: action.astype(np.float32),
+        schema.EE_POSE: np.concatenate(poses, 1),
+    }
     for cam, target in job["cameras"].items():
         field = f"/observations/images/{cam}"
         rows = f["observations/images"][cam]
@@ -170,8 +182,15 @@ def _robomimic_episode(f, path, demo, cmap, robot: str) -> dict[str, Any]:
     lengths.update({f"{prefix}obs/{c}_image": len(obs[f"{c}_image"]) for c in cams})
     n = validate.same_length(lengths, path, demo)
     hw = {c: tuple(obs[f"{c}_image"].shape[1:3]) for c in cams}
-    return {"arms": len(arms), "arm_ids": arms, "cameras": cams, "length": n, "hw": hw, "robot": with_robot,
-            "compressed": False}
+    return {
+        "arms": len(arms),
+        "arm_ids": arms,
+        "cameras": cams,
+        "length": n,
+        "hw": hw,
+        "robot": with_robot,
+        "compressed": False,
+    }
 
 
 def _robomimic_frames(f, job) -> dict[str, np.ndarray]:
@@ -186,8 +205,9 @@ def _robomimic_frames(f, job) -> dict[str, np.ndarray]:
         pos = np.asarray(obs[f"robot{a}_eef_pos"][:], dtype=np.float64)[idx]
         quat = np.asarray(obs[f"robot{a}_eef_quat"][:], dtype=np.float64)[idx]
         field = f"data/{demo}/obs/robot{a}_gripper_qpos"
-        opening = _gripper_opening(np.asarray(obs[f"robot{a}_gripper_qpos"][:], dtype=np.float64)[idx], file, demo,
-                                   field)
+        opening = _gripper_opening(
+            np.asarray(obs[f"robot{a}_gripper_qpos"][:], dtype=np.float64)[idx], file, demo, field
+        )
         poses.append(ee_pose(pos, quat_to_6d(quat), opening))
         if job["robot"]:
             joints = np.asarray(obs[f"robot{a}_joint_pos"][:], dtype=np.float64)[idx]
@@ -252,29 +272,49 @@ def plan(
             else:
                 episodes = [(i, partial(_aloha_episode, f, path, i, cmap))]
             for episode, describe in episodes:
-                job = {"file": str(path), "episode": episode, "layout": kind, "fps": fps, "bad": None,
-                       "source_fps": source_fps or SOURCE_FPS[kind], "tcp_offset": tcp_offset,
-                       "resize": list(image_size) if image_size else None}
+                job = {
+                    "file": str(path),
+                    "episode": episode,
+                    "layout": kind,
+                    "fps": fps,
+                    "bad": None,
+                    "source_fps": source_fps or SOURCE_FPS[kind],
+                    "tcp_offset": tcp_offset,
+                    "resize": list(image_size) if image_size else None,
+                }
                 try:
                     info = describe()
                     job.update(info)
                     if info["compressed"]:
                         info["hw"] = {c: _first_jpeg_size(f, c) for c in info["cameras"]}
-                    this = {"layout": kind, "arms": info["arms"], "cameras": info["cameras"],
-                            "robot": info.get("robot", True)}
+                    this = {
+                        "layout": kind,
+                        "arms": info["arms"],
+                        "cameras": info["cameras"],
+                        "robot": info.get("robot", True),
+                    }
                     sizes = {tuple(image_size)} if image_size else set(info["hw"].values())
                     if len(sizes) > 1:
-                        raise EpisodeError(path, episode, "images", f"cameras differ in size {info['hw']}: "
-                                           "pass --image-size HxW")
+                        raise EpisodeError(
+                            path, episode, "images", f"cameras differ in size {info['hw']}: pass --image-size HxW"
+                        )
                     if not info["cameras"]:
-                        raise EpisodeError(path, episode, "images", "no camera of this episode is in the camera map "
-                                           f"{cmap}: pass --camera-map source=overhead|front")
+                        raise EpisodeError(
+                            path,
+                            episode,
+                            "images",
+                            "no camera of this episode is in the camera map "
+                            f"{cmap}: pass --camera-map source=overhead|front",
+                        )
                     this["image_hw"] = sizes.pop()
                     if shape is None:
                         shape = this
                     elif {k: v for k, v in this.items() if k != "image_hw"} != {
-                            k: v for k, v in shape.items() if k != "image_hw"}:
-                        raise EpisodeError(path, episode, "<layout>", f"{this} differs from the first episode's {shape}")
+                        k: v for k, v in shape.items() if k != "image_hw"
+                    }:
+                        raise EpisodeError(
+                            path, episode, "<layout>", f"{this} differs from the first episode's {shape}"
+                        )
                     job["image_hw"] = list(shape["image_hw"])  # a different size fails when produced (or resizes)
                 except EpisodeError as exc:
                     job["bad"] = validate.as_problem(exc)
@@ -287,24 +327,48 @@ def plan(
     task = task or env_name or "demonstration"
     for job in jobs:
         job["task"] = task
-    features = schema.features(arms=shape["arms"], image_size=tuple(shape["image_hw"]),
-                               cameras=tuple(shape["cameras"].values()), robot=shape["robot"])
-    mapping = {"layout": shape["layout"], "camera_map": shape["cameras"], "fps": fps,
-               "source_fps": source_fps or SOURCE_FPS[shape["layout"]], "sync": "nearest recorded step"}
+    features = schema.features(
+        arms=shape["arms"],
+        image_size=tuple(shape["image_hw"]),
+        cameras=tuple(shape["cameras"].values()),
+        robot=shape["robot"],
+    )
+    mapping = {
+        "layout": shape["layout"],
+        "camera_map": shape["cameras"],
+        "fps": fps,
+        "source_fps": source_fps or SOURCE_FPS[shape["layout"]],
+        "sync": "nearest recorded step",
+    }
     if shape["layout"] == "robomimic":
-        mapping["action"] = ("next resampled robot{i}_joint_pos + recorded gripper command (-1..1 -> 0..1); "
-                             "OSC delta `actions` not stored") if shape["robot"] else "none (no joint positions)"
+        mapping["action"] = (
+            (
+                "next resampled robot{i}_joint_pos + recorded gripper command (-1..1 -> 0..1); "
+                "OSC delta `actions` not stored"
+            )
+            if shape["robot"]
+            else "none (no joint positions)"
+        )
     else:
         mapping.update(action="/action as recorded", ee_pose=f"Gen3 FK of qpos, tcp_offset {tcp_offset} m")
     meta = {
         "embodiment": "kinova_gen3" if shape["robot"] else "robomimic-eef",
         "arms": shape["arms"],
         "task": task,
-        "source": {"format": f"hdf5-{shape['layout']}", "files": provenance.file_records([p for p in files if p.is_file()]),
-                   "mapping": mapping},
+        "source": {
+            "format": f"hdf5-{shape['layout']}",
+            "files": provenance.file_records([p for p in files if p.is_file()]),
+            "mapping": mapping,
+        },
     }
-    return IngestPlan(fps=fps, features=features, jobs=jobs, produce=produce, glam_meta=meta,
-                      robot_type="kinova_gen3" if shape["robot"] else None)
+    return IngestPlan(
+        fps=fps,
+        features=features,
+        jobs=jobs,
+        produce=produce,
+        glam_meta=meta,
+        robot_type="kinova_gen3" if shape["robot"] else None,
+    )
 
 
 def _first_jpeg_size(f, cam: str) -> tuple[int, int]:

@@ -13,15 +13,17 @@ from __future__ import annotations
 import numpy as np
 
 # (alpha, a, d, theta offset) per joint
-DH = np.array([
-    [np.pi / 2, 0.0, -0.28481, 0.0],
-    [np.pi / 2, 0.0, -0.01175, np.pi],
-    [np.pi / 2, 0.0, -0.42076, np.pi],
-    [np.pi / 2, 0.0, -0.01275, np.pi],
-    [np.pi / 2, 0.0, -0.31436, np.pi],
-    [np.pi / 2, 0.0, 0.0, np.pi],
-    [np.pi, 0.0, -0.167455, np.pi],
-])
+DH = np.array(
+    [
+        [np.pi / 2, 0.0, -0.28481, 0.0],
+        [np.pi / 2, 0.0, -0.01175, np.pi],
+        [np.pi / 2, 0.0, -0.42076, np.pi],
+        [np.pi / 2, 0.0, -0.01275, np.pi],
+        [np.pi / 2, 0.0, -0.31436, np.pi],
+        [np.pi / 2, 0.0, 0.0, np.pi],
+        [np.pi, 0.0, -0.167455, np.pi],
+    ]
+)
 PINCH_DEPTH_2F85 = 0.145  # = glam_lerobot.sim.models.PINCH_DEPTH
 
 

@@ -65,7 +65,9 @@ def find_bags(paths: list[Path | str]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir() and not (p / "metadata.yaml").exists():
-            children = sorted(c for c in p.iterdir() if c.suffix in (".bag", ".mcap", ".db3") or (c / "metadata.yaml").exists())
+            children = sorted(
+                c for c in p.iterdir() if c.suffix in (".bag", ".mcap", ".db3") or (c / "metadata.yaml").exists()
+            )
             if not children:
                 raise EpisodeError(p, None, "<file>", "folder holds no bags (.bag, .mcap, .db3 or ROS 2 bag folders)")
             out += children
@@ -137,8 +139,15 @@ def plan(
     bags = find_bags(paths)
     jobs, sizes = [], {}
     for e, path in enumerate(bags):
-        job = {"file": str(path), "episode": e, "fps": fps, "mapping": mapping, "task": task, "bad": None,
-               "resize": list(image_size) if image_size else None}
+        job = {
+            "file": str(path),
+            "episode": e,
+            "fps": fps,
+            "mapping": mapping,
+            "task": task,
+            "bad": None,
+            "resize": list(image_size) if image_size else None,
+        }
         try:
             reader = open_bag(path)
             try:
@@ -153,8 +162,13 @@ def plan(
     if image_size:
         sizes = {cam: tuple(image_size) for cam in mapping["cameras"]}
     if not sizes:
-        raise EpisodeError(bags[0], 0, "<file>", "no readable bag to take the camera image size from: "
-                           + "; ".join(f"{j['file']}: {j['bad'][1]}" for j in jobs if j["bad"]))
+        raise EpisodeError(
+            bags[0],
+            0,
+            "<file>",
+            "no readable bag to take the camera image size from: "
+            + "; ".join(f"{j['file']}: {j['bad'][1]}" for j in jobs if j["bad"]),
+        )
     if len(set(sizes.values())) > 1:
         raise EpisodeError(bags[0], 0, "cameras", f"cameras differ in size {sizes}: pass --image-size HxW")
     hw = next(iter(sizes.values()))
@@ -171,12 +185,19 @@ def plan(
             "files": provenance.file_records(_files_of(bags)),
             "mapping": mapping,
             "fps": fps,
-            "action": "command topic" if any(a.get("command") for a in mapping["arms"])
+            "action": "command topic"
+            if any(a.get("command") for a in mapping["arms"])
             else "next synchronised joint state (joint position targets); gripper command = closedness at t+1",
         },
     }
-    return IngestPlan(fps=fps, features=features, jobs=jobs, produce=produce, glam_meta=meta,
-                      robot_type=mapping.get("embodiment", "kinova_gen3"))
+    return IngestPlan(
+        fps=fps,
+        features=features,
+        jobs=jobs,
+        produce=produce,
+        glam_meta=meta,
+        robot_type=mapping.get("embodiment", "kinova_gen3"),
+    )
 
 
 def _files_of(bags: list[Path]) -> list[Path]:
@@ -271,7 +292,9 @@ def produce(job: dict) -> dict:
     except EpisodeError:
         raise
     except Exception as exc:  # rosbags errors on a damaged bag mid-way
-        raise EpisodeError(path, e, "<file>", f"bag could not be read to the end ({type(exc).__name__}: {exc})") from exc
+        raise EpisodeError(
+            path, e, "<file>", f"bag could not be read to the end ({type(exc).__name__}: {exc})"
+        ) from exc
     finally:
         reader.close()
 
@@ -286,8 +309,9 @@ def _read_lowdim(reader, path, e, mapping, use_header) -> dict[str, dict]:
     image_topics = set(mapping["cameras"].values())
     for conn, log_time, raw in reader.messages(connections=[c for c in reader.connections if c.topic in by_topic]):
         msg = reader.deserialize(raw, conn.msgtype)
-        by_topic[conn.topic].append((_stamp(msg, log_time, use_header), None if conn.topic in image_topics else msg,
-                                     conn.msgtype, log_time))
+        by_topic[conn.topic].append(
+            (_stamp(msg, log_time, use_header), None if conn.topic in image_topics else msg, conn.msgtype, log_time)
+        )
     streams: dict[str, dict] = {}
 
     def stream(name: str, topic: str, values_of) -> None:
@@ -296,26 +320,44 @@ def _read_lowdim(reader, path, e, mapping, use_header) -> dict[str, dict]:
             raise EpisodeError(path, e, topic, "topic has no messages in this bag")
         t = np.array([s[0] for s in samples], dtype=np.int64)
         validate.monotonic((t - t[0]) / 1e9, path, e, topic)
-        validate.continuity(t, np.array([s[3] for s in samples], dtype=np.int64), path, e, topic,
-                            mapping.get("max_gap"))
+        validate.continuity(
+            t, np.array([s[3] for s in samples], dtype=np.int64), path, e, topic, mapping.get("max_gap")
+        )
         values = np.stack([values_of(s[1], s[2]) for s in samples]) if values_of else None
         if values is not None:
             validate.finite(values, path, e, topic)
         streams[name] = {"t": t, "v": values, "topic": topic}
 
     for a, arm in enumerate(mapping["arms"]):
-        stream(f"arm{a}.joints", arm["joint_states"],
-               lambda m, _t, arm=arm: _joint_values(m, arm["joints"], path, e, arm["joint_states"]))
+        stream(
+            f"arm{a}.joints",
+            arm["joint_states"],
+            lambda m, _t, arm=arm: _joint_values(m, arm["joints"], path, e, arm["joint_states"]),
+        )
         g = arm["gripper"]
-        stream(f"arm{a}.gripper", g["topic"],
-               lambda m, _t, g=g: _joint_values(m, [g["joint"]], path, e, g["topic"]))
+        stream(f"arm{a}.gripper", g["topic"], lambda m, _t, g=g: _joint_values(m, [g["joint"]], path, e, g["topic"]))
         if arm.get("command"):
-            stream(f"arm{a}.command", arm["command"],
-                   lambda m, t, arm=arm: _command_values(m, t, arm["joints"], path, e, arm["command"]))
+            stream(
+                f"arm{a}.command",
+                arm["command"],
+                lambda m, t, arm=arm: _command_values(m, t, arm["joints"], path, e, arm["command"]),
+            )
         if arm.get("ee_pose"):
-            stream(f"arm{a}.ee_pose", arm["ee_pose"], lambda m, _t: np.array(
-                [m.pose.position.x, m.pose.position.y, m.pose.position.z,
-                 m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z, m.pose.orientation.w]))
+            stream(
+                f"arm{a}.ee_pose",
+                arm["ee_pose"],
+                lambda m, _t: np.array(
+                    [
+                        m.pose.position.x,
+                        m.pose.position.y,
+                        m.pose.position.z,
+                        m.pose.orientation.x,
+                        m.pose.orientation.y,
+                        m.pose.orientation.z,
+                        m.pose.orientation.w,
+                    ]
+                ),
+            )
     for cam, topic in mapping["cameras"].items():
         stream(f"camera.{cam}", topic, None)
     return streams
@@ -364,8 +406,10 @@ def _assemble(reader, path, e, mapping, job, streams, use_header) -> dict:
         t = streams[f"camera.{cam}"]["t"]
         rate = (len(t) - 1) / max((t[-1] - t[0]) / 1e9, 1e-9)
         if rate < 0.9 * job["fps"]:  # the grid asks for more frames than the camera sent: frames repeat
-            warnings.append(f"{topic} runs at {rate:.1f} Hz, below --fps {job['fps']}: frames repeat (each camera "
-                            f"frame is used ~{job['fps'] / rate:.1f} times)")
+            warnings.append(
+                f"{topic} runs at {rate:.1f} Hz, below --fps {job['fps']}: frames repeat (each camera "
+                f"frame is used ~{job['fps'] / rate:.1f} times)"
+            )
     # second pass: decode only the image messages the grid picked
     for cam, topic in mapping["cameras"].items():
         wanted = pick[f"camera.{cam}"]
@@ -382,8 +426,13 @@ def _assemble(reader, path, e, mapping, job, streams, use_header) -> dict:
                     raise EpisodeError(path, e, topic, f"message {k}: {exc}") from exc
                 img = resize_images(img[None], tuple(job["resize"]) if job["resize"] else None)[0]
                 if img.shape[:2] != tuple(job["image_hw"]):
-                    raise EpisodeError(path, e, topic, f"message {k} is {img.shape[0]}x{img.shape[1]}, the dataset's "
-                                       f"frames are {job['image_hw'][0]}x{job['image_hw'][1]} (--image-size resizes)")
+                    raise EpisodeError(
+                        path,
+                        e,
+                        topic,
+                        f"message {k} is {img.shape[0]}x{img.shape[1]}, the dataset's "
+                        f"frames are {job['image_hw'][0]}x{job['image_hw'][1]} (--image-size resizes)",
+                    )
                 for j in order[k]:
                     images[j] = img
             if k >= max(order):

@@ -48,14 +48,18 @@ def open_buffer(path: Path | str):
         store = zarr.ZipStore(str(path), mode="r") if path.is_file() else zarr.DirectoryStore(str(path))
         return zarr.open_group(store, mode="r")
     except Exception as exc:  # zipfile.BadZipFile for a truncated zip, zarr errors for a non-buffer
-        raise EpisodeError(path, None, "<file>", f"not a readable zarr replay buffer ({type(exc).__name__}: {exc})") from exc
+        raise EpisodeError(
+            path, None, "<file>", f"not a readable zarr replay buffer ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def inspect(path: Path | str) -> dict[str, Any]:
     """What a buffer holds: robots, cameras, frame count, image size and episode boundaries (checked)."""
     root = open_buffer(path)
     if "data" not in root or "meta" not in root or "episode_ends" not in root["meta"]:
-        raise EpisodeError(path, None, "meta/episode_ends", "missing: not a UMI replay buffer (data/, meta/episode_ends)")
+        raise EpisodeError(
+            path, None, "meta/episode_ends", "missing: not a UMI replay buffer (data/, meta/episode_ends)"
+        )
     data = root["data"]
     keys = set(data.array_keys())
     robots = sorted(int(m.group(1)) for k in keys if (m := re.fullmatch(r"robot(\d+)_eef_pos", k)))
@@ -71,7 +75,9 @@ def inspect(path: Path | str) -> dict[str, Any]:
     n = validate.same_length(lengths, path, "all")
     if len(ends) == 0 or ends[-1] != n or np.any(np.diff(np.concatenate([[0], ends])) <= 0):
         raise EpisodeError(
-            path, "all", "meta/episode_ends",
+            path,
+            "all",
+            "meta/episode_ends",
             f"must be increasing cumulative ends finishing at the {n} frames of data/, got {ends.tolist()[:10]}...",
         )
     hw = {c: tuple(data[f"{c}_rgb"].shape[1:3]) for c in cameras}
@@ -110,12 +116,22 @@ def plan(
         starts = [0, *info["episode_ends"][:-1]]
         problems = _check_episodes(path, info, list(cams))
         for e, (a, b) in enumerate(zip(starts, info["episode_ends"], strict=True)):
-            jobs.append({
-                "bad": problems.get(e),
-                "file": str(path), "episode": e, "start": a, "end": b, "robots": info["robots"], "cameras": cams,
-                "fps": fps, "source_fps": source_fps, "image_hw": list(layout["image_hw"]), "task": task,
-                "resize": list(image_size) if image_size else None,
-            })
+            jobs.append(
+                {
+                    "bad": problems.get(e),
+                    "file": str(path),
+                    "episode": e,
+                    "start": a,
+                    "end": b,
+                    "robots": info["robots"],
+                    "cameras": cams,
+                    "fps": fps,
+                    "source_fps": source_fps,
+                    "image_hw": list(layout["image_hw"]),
+                    "task": task,
+                    "resize": list(image_size) if image_size else None,
+                }
+            )
     arms = len(layout["robots"])
     features = schema.features(
         arms=arms, image_size=layout["image_hw"], cameras=tuple(layout["cameras"].values()), robot=False
@@ -155,7 +171,9 @@ def _check_chunks(arr, start: int, end: int, file: str, episode: int, field: str
     for c in range(start // rows, (end - 1) // rows + 1):
         key = f"{arr.path}/{c}{sep + tail if tail else ''}"
         if key not in store:
-            raise EpisodeError(file, episode, field, f"chunk {key!r} (frames {c * rows}..) is missing: truncated buffer?")
+            raise EpisodeError(
+                file, episode, field, f"chunk {key!r} (frames {c * rows}..) is missing: truncated buffer?"
+            )
 
 
 def _check_episodes(path: Path, info: dict, cameras: list[str]) -> dict[int, tuple[str, str]]:

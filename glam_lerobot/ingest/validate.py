@@ -34,8 +34,9 @@ def monotonic(times: np.ndarray, file: Any, episode: Any, field: str) -> np.ndar
 GAP_PERIODS = 5  # a silence longer than this many of the stream's own median periods is a gap
 
 
-def continuity(stamps_ns: np.ndarray, log_ns: np.ndarray | None, file: Any, episode: Any, field: str,
-               max_gap: float | None = None) -> None:
+def continuity(
+    stamps_ns: np.ndarray, log_ns: np.ndarray | None, file: Any, episode: Any, field: str, max_gap: float | None = None
+) -> None:
     """Refuse a stream that stalls (no sample for longer than max_gap seconds, default GAP_PERIODS median periods)
     or whose clock jumps (the stamps leap while the bag's receive times run on): resampled onto the fps grid,
     either puts frames seconds away from the state they are paired with."""
@@ -52,11 +53,21 @@ def continuity(stamps_ns: np.ndarray, log_ns: np.ndarray | None, file: Any, epis
     if log_ns is not None and len(log_ns) == len(t):
         received = (int(log_ns[i + 1]) - int(log_ns[i])) / 1e9
         if received <= limit:  # the bag kept receiving at the usual pace: the message clock jumped
-            raise EpisodeError(file, episode, field, f"clock jump of {dt[i] - received:+.2f} s at {at:.2f} s (message "
-                               f"stamps leap {dt[i]:.2f} s while the bag received the next message {received:.3f} s "
-                               "later); fix the publisher's clock, or ingest with `time: bag` in the mapping")
-    raise EpisodeError(file, episode, field, f"gap of {dt[i]:.2f} s without messages at {at:.2f} s (median period "
-                       f"{period * 1000:.0f} ms, limit {limit:.2f} s: --max-gap sets it)")
+            raise EpisodeError(
+                file,
+                episode,
+                field,
+                f"clock jump of {dt[i] - received:+.2f} s at {at:.2f} s (message "
+                f"stamps leap {dt[i]:.2f} s while the bag received the next message {received:.3f} s "
+                "later); fix the publisher's clock, or ingest with `time: bag` in the mapping",
+            )
+    raise EpisodeError(
+        file,
+        episode,
+        field,
+        f"gap of {dt[i]:.2f} s without messages at {at:.2f} s (median period "
+        f"{period * 1000:.0f} ms, limit {limit:.2f} s: --max-gap sets it)",
+    )
 
 
 def same_length(lengths: dict[str, int], file: Any, episode: Any) -> int:
@@ -81,7 +92,9 @@ def image_size(frames: np.ndarray, expected_hw: tuple[int, int], file: Any, epis
         raise EpisodeError(file, episode, field, f"expected RGB frames (T, H, W, 3), got shape {arr.shape}")
     if tuple(arr.shape[1:3]) != tuple(expected_hw):
         raise EpisodeError(
-            file, episode, field,
+            file,
+            episode,
+            field,
             f"frames are {arr.shape[1]}x{arr.shape[2]} but the dataset's are {expected_hw[0]}x{expected_hw[1]} "
             "(pass --image-size HxW to resize every source to one size)",
         )

@@ -45,7 +45,8 @@ class MaskSummary:
             f"wrote revision '{self.revision}' to {self.root}",
             f"{self.episodes} episodes, {self.frames} frames, columns {', '.join(schema.mask_key(c) for c in self.empty)}",
             f"frames with no object found (empty mask): {empty}",
-            f"{self.seconds:.1f} s" + (f", {self.resumed} episodes resumed from an earlier run" if self.resumed else ""),
+            f"{self.seconds:.1f} s"
+            + (f", {self.resumed} episodes resumed from an earlier run" if self.resumed else ""),
         ]
 
 
@@ -53,9 +54,21 @@ def work_dir(output: Path) -> Path:
     return output.with_name(output.name + ".masks-work")
 
 
-def make_masker(backend: str, ds, glam: dict, *, model: str | None, prompt: str | None, objects: list[str] | None,
-                cameras: list[str], batch: int = 16, conf: float = 0.25, device: str | None = None,
-                imgsz: int | None = None, tracker: str | None = "bytetrack.yaml"):
+def make_masker(
+    backend: str,
+    ds,
+    glam: dict,
+    *,
+    model: str | None,
+    prompt: str | None,
+    objects: list[str] | None,
+    cameras: list[str],
+    batch: int = 16,
+    conf: float = 0.25,
+    device: str | None = None,
+    imgsz: int | None = None,
+    tracker: str | None = "bytetrack.yaml",
+):
     """The backend object and the provenance that describes it. Validates everything before any work starts."""
     task = glam.get("task")
     if backend == "groundtruth":
@@ -65,19 +78,32 @@ def make_masker(backend: str, ds, glam: dict, *, model: str | None, prompt: str 
         if not task or not glam.get("embodiment"):
             raise ValueError(f"{ds.root}: meta/glam.json names no task/embodiment; was it recorded by `sim record`?")
         masker = GroundTruthMasker(task, glam["embodiment"], objects, episodes.image_size(ds, cameras[0]), cameras)
-        return masker, {"backend": backend, "model": "mujoco segmentation", "objects": masker.objects,
-                        "task": task, "embodiment": glam["embodiment"]}
+        return masker, {
+            "backend": backend,
+            "model": "mujoco segmentation",
+            "objects": masker.objects,
+            "task": task,
+            "embodiment": glam["embodiment"],
+        }
     if backend == "ultralytics":
         from glam_lerobot.masks.ultralytics_backend import UltralyticsMasker
 
         if not model:
             raise ValueError("--backend ultralytics needs --model (a weights file or a name ultralytics resolves)")
         targets = objects if (objects or prompt) else objects_for(task, None)
-        masker = UltralyticsMasker(model, targets, prompt, imgsz=imgsz, batch=batch, conf=conf, device=device,
-                                   tracker=tracker)
-        return masker, {"backend": backend, "model": str(model), "model_kind": masker.kind, "prompt": prompt,
-                        "objects": masker.targets, "conf": conf, "tracker": tracker if masker.kind == "yolo" else None,
-                        "device": masker.device}
+        masker = UltralyticsMasker(
+            model, targets, prompt, imgsz=imgsz, batch=batch, conf=conf, device=device, tracker=tracker
+        )
+        return masker, {
+            "backend": backend,
+            "model": str(model),
+            "model_kind": masker.kind,
+            "prompt": prompt,
+            "objects": masker.targets,
+            "conf": conf,
+            "tracker": tracker if masker.kind == "yolo" else None,
+            "device": masker.device,
+        }
     raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
 
 
@@ -128,20 +154,38 @@ def add_masks(
         raise ValueError(f"{root}: no camera {unknown} (cameras: {', '.join(all_cams)})")
     existing = [schema.mask_key(c) for c in cameras if schema.mask_key(c) in ds.meta.features]
     if existing:
-        raise ValueError(f"{root}: already has mask columns {existing}; mask another --cameras, or a revision "
-                         "without them (LeRobot's remove_feature)")
+        raise ValueError(
+            f"{root}: already has mask columns {existing}; mask another --cameras, or a revision "
+            "without them (LeRobot's remove_feature)"
+        )
     revision = revision or f"masks-{backend}"
     output = Path(output) if output else default_root(root, revision)
     if output.exists():
         raise FileExistsError(f"{output} already exists; choose another --revision or --output, or remove it")
-    masker, details = make_masker(backend, ds, glam, model=model, prompt=prompt, objects=objects, cameras=cameras,
-                                  batch=batch, conf=conf, device=device, imgsz=imgsz, tracker=tracker)
+    masker, details = make_masker(
+        backend,
+        ds,
+        glam,
+        model=model,
+        prompt=prompt,
+        objects=objects,
+        cameras=cameras,
+        batch=batch,
+        conf=conf,
+        device=device,
+        imgsz=imgsz,
+        tracker=tracker,
+    )
 
     # The work folder belongs to one plan: same parent, same backend settings. Anything else is refused.
     work = work_dir(output)
     # (the device is left out: masks from a run resumed on another device are the same masks)
-    plan = {"parent": str(root.resolve()), "frames": ds.meta.total_frames, "cameras": cameras,
-            **{k: v for k, v in details.items() if k != "device"}}
+    plan = {
+        "parent": str(root.resolve()),
+        "frames": ds.meta.total_frames,
+        "cameras": cameras,
+        **{k: v for k, v in details.items() if k != "device"},
+    }
     plan_hash = hashlib.sha256(json.dumps(plan, sort_keys=True, default=str).encode()).hexdigest()[:16]
     plan_file = work / "plan.json"
     if work.exists() and plan_file.exists() and json.loads(plan_file.read_text()).get("hash") != plan_hash:
@@ -153,8 +197,9 @@ def add_masks(
     cache = [work / f"episode-{ep:06d}.npz" for ep in range(n_eps)]
     resumed = sum(p.exists() for p in cache)
     done_now = 0
-    with Progress(TextColumn("masks"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"),
-                  TimeRemainingColumn()) as progress:
+    with Progress(
+        TextColumn("masks"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"), TimeRemainingColumn()
+    ) as progress:
         bar = progress.add_task("masks", total=n_eps, completed=resumed)
         for ep in range(n_eps):
             if cache[ep].exists():
@@ -186,9 +231,13 @@ def add_masks(
         new_columns[key] = (columns.to_image(masks), schema.mask_features((h, w), (cam,))[key])
         del masks
 
-    details = {**details, "cameras": cameras, "frames": ds.meta.total_frames, "empty_frames": empty,
-               "empty_frames_per_episode": per_episode_empty}
-    new_root = add_columns(root, new_columns, revision=revision, command=command, details=details,
-                           output_root=output)
+    details = {
+        **details,
+        "cameras": cameras,
+        "frames": ds.meta.total_frames,
+        "empty_frames": empty,
+        "empty_frames_per_episode": per_episode_empty,
+    }
+    new_root = add_columns(root, new_columns, revision=revision, command=command, details=details, output_root=output)
     shutil.rmtree(work, ignore_errors=True)
     return MaskSummary(new_root, revision, n_eps, ds.meta.total_frames, empty, resumed, time.time() - start, details)

@@ -42,4 +42,3 @@ def pack(masks: np.ndarray) -> np.ndarray:
 
 def unpack(packed: np.ndarray, width: int) -> np.ndarray:
     return np.unpackbits(packed, axis=-1, count=width).astype(bool)
-

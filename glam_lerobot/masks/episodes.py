@@ -29,7 +29,7 @@ def open_dataset(root: Path | str):
 def cameras_of(ds) -> list[str]:
     """The toolkit cameras this dataset has (observation.images.<camera>), in schema order first."""
     keys = [k for k in ds.meta.camera_keys if k.startswith(schema.IMAGE.format(camera=""))]
-    names = [k[len(schema.IMAGE.format(camera="")):] for k in keys]
+    names = [k[len(schema.IMAGE.format(camera="")) :] for k in keys]
     return sorted(names, key=lambda c: (schema.CAMERAS.index(c) if c in schema.CAMERAS else len(schema.CAMERAS), c))
 
 

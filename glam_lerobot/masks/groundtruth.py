@@ -24,8 +24,9 @@ def default_objects(task: str) -> list[str]:
 class GroundTruthMasker:
     """`mask_episode(qpos)` -> {camera: (T, H, W) bool}, rendered by the simulator for the named objects."""
 
-    def __init__(self, task: str, embodiment: str, objects: list[str] | None, image_size: tuple[int, int],
-                 cameras: list[str]):
+    def __init__(
+        self, task: str, embodiment: str, objects: list[str] | None, image_size: tuple[int, int], cameras: list[str]
+    ):
         if image_size[0] != image_size[1]:
             raise ValueError(f"the simulator renders square frames; this dataset has {image_size[0]}x{image_size[1]}")
         self.task, self.embodiment = task, embodiment
@@ -50,8 +51,9 @@ class GroundTruthMasker:
     def mask_episode(self, qpos: np.ndarray) -> dict[str, np.ndarray]:
         from glam_lerobot.sim.render import render_object_masks
 
-        masks = render_object_masks(self.task, self.embodiment, np.asarray(qpos), self.objects, self.image_size[0],
-                                    tuple(self.cameras))
+        masks = render_object_masks(
+            self.task, self.embodiment, np.asarray(qpos), self.objects, self.image_size[0], tuple(self.cameras)
+        )
         return {cam: np.asarray(masks[cam], dtype=bool) for cam in self.cameras}
 
 

@@ -39,7 +39,9 @@ def objects_for(task: str | None, objects: list[str] | None = None) -> list[str]
             f"e.g. --objects cube (defaults exist for {', '.join(TASK_OBJECTS)})"
         )
     if task not in TASK_OBJECTS:
-        raise ValueError(f"no default objects for task {task!r}: pass --objects (known tasks: {', '.join(TASK_OBJECTS)})")
+        raise ValueError(
+            f"no default objects for task {task!r}: pass --objects (known tasks: {', '.join(TASK_OBJECTS)})"
+        )
     return list(TASK_OBJECTS[task])
 
 

@@ -55,16 +55,32 @@ def score_masks(
         truth_src = None
         if not have_cols:
             require_sim_columns(ds.meta.features, root)
-            truth_src = GroundTruthMasker(glam.get("task"), glam.get("embodiment"), gt_objects,
-                                          episodes.image_size(ds, cams[0]), cams)
-        masker, _ = make_masker("ultralytics", ds, glam, model=model, prompt=prompt, objects=objects, cameras=cams,
-                                batch=batch, conf=conf, device=device, imgsz=imgsz, tracker=tracker)
+            truth_src = GroundTruthMasker(
+                glam.get("task"), glam.get("embodiment"), gt_objects, episodes.image_size(ds, cams[0]), cams
+            )
+        masker, _ = make_masker(
+            "ultralytics",
+            ds,
+            glam,
+            model=model,
+            prompt=prompt,
+            objects=objects,
+            cameras=cams,
+            batch=batch,
+            conf=conf,
+            device=device,
+            imgsz=imgsz,
+            tracker=tracker,
+        )
         n_eps = ds.meta.total_episodes if max_episodes is None else min(max_episodes, ds.meta.total_episodes)
         ious = {c: [] for c in cams}
         pred_empty, true_empty = dict.fromkeys(cams, 0), dict.fromkeys(cams, 0)
         for ep in range(n_eps):
-            truth = (truth_src.mask_episode(episodes.column(ds, ep, schema.SIM_QPOS)) if truth_src
-                     else {c: stored_masks(ds, ep, c) for c in cams})
+            truth = (
+                truth_src.mask_episode(episodes.column(ds, ep, schema.SIM_QPOS))
+                if truth_src
+                else {c: stored_masks(ds, ep, c) for c in cams}
+            )
             for cam in cams:
                 frames = episodes.camera_frames(ds, ep, cam)
                 pred = masker.mask_episode(frames)
@@ -73,13 +89,22 @@ def score_masks(
                 true_empty[cam] += int((~truth[cam].reshape(len(pred), -1).any(1)).sum())
                 if ep == 0:
                     for t in np.linspace(0, len(frames) - 1, min(panel_frames, len(frames))).astype(int):
-                        samples.append((f"{glam.get('task', root.name)} {cam} ep{ep} t{t}", frames[t], pred[t],
-                                        truth[cam][t]))
+                        samples.append(
+                            (f"{glam.get('task', root.name)} {cam} ep{ep} t{t}", frames[t], pred[t], truth[cam][t])
+                        )
         for cam in cams:
-            rows.append({"dataset": str(root), "task": glam.get("task"), "camera": cam, "frames": len(ious[cam]),
-                         "mean_iou": float(np.mean(ious[cam])) if ious[cam] else float("nan"),
-                         "pred_empty": pred_empty[cam], "true_empty": true_empty[cam],
-                         "truth": "mask columns" if have_cols else "rendered from sim.qpos"})
+            rows.append(
+                {
+                    "dataset": str(root),
+                    "task": glam.get("task"),
+                    "camera": cam,
+                    "frames": len(ious[cam]),
+                    "mean_iou": float(np.mean(ious[cam])) if ious[cam] else float("nan"),
+                    "pred_empty": pred_empty[cam],
+                    "true_empty": true_empty[cam],
+                    "truth": "mask columns" if have_cols else "rendered from sim.qpos",
+                }
+            )
     if panel is not None:
         write_panel(samples, Path(panel), title=f"{model}: frame, predicted, true")
     return rows
@@ -95,8 +120,12 @@ def write_panel(samples: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], p
     n = max(1, len(samples))
     fig, axes = plt.subplots(n, 3, figsize=(6, 2 * n + 0.4), squeeze=False)
     for row, (label, frame, pred, true) in zip(axes, samples, strict=True):
-        for ax, img, name in zip(row, (frame, _overlay(frame, pred, (255, 40, 40)), _overlay(frame, true, (40, 220, 40))),
-                                 ("frame", f"predicted (IoU {mask_iou(pred, true):.2f})", "true"), strict=True):
+        for ax, img, name in zip(
+            row,
+            (frame, _overlay(frame, pred, (255, 40, 40)), _overlay(frame, true, (40, 220, 40))),
+            ("frame", f"predicted (IoU {mask_iou(pred, true):.2f})", "true"),
+            strict=True,
+        ):
             ax.imshow(img)
             ax.set_title(name, fontsize=7)
             ax.axis("off")

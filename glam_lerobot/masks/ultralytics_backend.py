@@ -54,7 +54,9 @@ def parse_geometric_prompt(prompt: str) -> dict:
         return {"bboxes": [values]}
     if kind == "point" and len(values) == 2:
         return {"points": [values], "labels": [1]}
-    raise ValueError(f"a SAM / SAM 2 prompt is 'box:x1,y1,x2,y2' or 'point:x,y' (pixels of the first frame), not {prompt!r}")
+    raise ValueError(
+        f"a SAM / SAM 2 prompt is 'box:x1,y1,x2,y2' or 'point:x,y' (pixels of the first frame), not {prompt!r}"
+    )
 
 
 class UltralyticsMasker:
@@ -102,8 +104,16 @@ class UltralyticsMasker:
             from ultralytics.models.sam import SAM3SemanticPredictor
 
             self.model = SAM3SemanticPredictor(
-                overrides=dict(model=self.model_name, task="segment", mode="predict", conf=self.conf, save=False,
-                               verbose=False, device=self.device, **({"imgsz": self.imgsz} if self.imgsz else {}))
+                overrides=dict(
+                    model=self.model_name,
+                    task="segment",
+                    mode="predict",
+                    conf=self.conf,
+                    save=False,
+                    verbose=False,
+                    device=self.device,
+                    **({"imgsz": self.imgsz} if self.imgsz else {}),
+                )
             )
         else:
             from ultralytics import YOLO, YOLOE
@@ -147,7 +157,9 @@ class UltralyticsMasker:
         for start in range(0, len(bgr), self.batch):
             chunk = bgr[start : start + self.batch]
             if self.tracker:
-                results = self.model.track(chunk, persist=True, tracker=self.tracker, batch=len(chunk), **self._common())
+                results = self.model.track(
+                    chunk, persist=True, tracker=self.tracker, batch=len(chunk), **self._common()
+                )
             else:
                 results = self.model.predict(chunk, batch=len(chunk), **self._common())
             out.extend(detections(r) for r in results)

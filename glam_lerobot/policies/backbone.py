@@ -135,8 +135,16 @@ class _PatchEmbed(nn.Module):
 class Dinov2Encoder(nn.Module):
     """DINOv2 ViT (S/14 by default) returning the final-norm CLS token; images are resized to `image_size`."""
 
-    def __init__(self, weights: str | Path | None = None, image_size: int = 224, dim: int = 384, depth: int = 12,
-                 heads: int = 6, patch: int = 14, pretrained_grid: int = 37):
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        image_size: int = 224,
+        dim: int = 384,
+        depth: int = 12,
+        heads: int = 6,
+        patch: int = 14,
+        pretrained_grid: int = 37,
+    ):
         super().__init__()
         self.image_size, self.patch, self.out_dim = image_size, patch, dim
         self.patch_embed = _PatchEmbed(patch, dim)
@@ -165,8 +173,9 @@ class Dinov2Encoder(nn.Module):
             state = torch.load(path, map_location="cpu", weights_only=True)
         missing, unexpected = self.load_state_dict(state, strict=False)
         if missing or unexpected:
-            raise ValueError(f"{path} is not a DINOv2 ViT checkpoint: missing {missing[:5]}, unexpected "
-                             f"{unexpected[:5]}")
+            raise ValueError(
+                f"{path} is not a DINOv2 ViT checkpoint: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
 
     def _pos_embed(self, grid_h: int, grid_w: int) -> Tensor:
         cls_pos, patch_pos = self.pos_embed[:, :1], self.pos_embed[:, 1:]
@@ -179,8 +188,9 @@ class Dinov2Encoder(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         if images.shape[-1] != self.image_size or images.shape[-2] != self.image_size:
-            images = F.interpolate(images, size=(self.image_size, self.image_size), mode="bilinear",
-                                   align_corners=False)
+            images = F.interpolate(
+                images, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False
+            )
         tokens = self.patch_embed(images)
         grid = self.image_size // self.patch
         x = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1) + self._pos_embed(grid, grid)
@@ -194,15 +204,21 @@ class VisionProjector(nn.Module):
 
     def __init__(self, in_dim: int, hidden: int = 256, out_dim: int = 64):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.LayerNorm(hidden), nn.GELU(),
-                                 nn.Linear(hidden, out_dim), nn.LayerNorm(out_dim))
+        self.net = nn.Sequential(
+            nn.Linear(in_dim, hidden),
+            nn.LayerNorm(hidden),
+            nn.GELU(),
+            nn.Linear(hidden, out_dim),
+            nn.LayerNorm(out_dim),
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
 
-def make_vision_encoder(backbone: str, dinov2_image_size: int = 224,
-                        cnn_channels: tuple[int, ...] = (32, 64, 128, 256)) -> nn.Module:
+def make_vision_encoder(
+    backbone: str, dinov2_image_size: int = 224, cnn_channels: tuple[int, ...] = (32, 64, 128, 256)
+) -> nn.Module:
     """The architecture only; DINOv2 weights are loaded by the policy when training starts (Dinov2Encoder.load_weights),
     and a trained checkpoint brings its own."""
     if backbone == "cnn":

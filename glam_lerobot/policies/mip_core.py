@@ -36,7 +36,11 @@ def masked_mean(per_item: Tensor, mask: Tensor | None) -> Tensor:
 
 
 def mip_loss(
-    net: nn.Module, target: Tensor, cond: Tensor, mask: Tensor | None = None, t_star: float = T_STAR,
+    net: nn.Module,
+    target: Tensor,
+    cond: Tensor,
+    mask: Tensor | None = None,
+    t_star: float = T_STAR,
     noise: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, dict[str, float]]:
     """MIP training loss for a chunk `target` (B, H, D) given the conditioning `cond` (B, C).

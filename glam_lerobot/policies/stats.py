@@ -47,8 +47,9 @@ def _min_max(x: np.ndarray) -> dict[str, np.ndarray]:
     return {"min": x.min(axis=0).astype(np.float32), "max": x.max(axis=0).astype(np.float32)}
 
 
-def relative_chunks(action: np.ndarray, state: np.ndarray, episode: np.ndarray, starts: np.ndarray,
-                    chunk_size: int, arms: int) -> np.ndarray:
+def relative_chunks(
+    action: np.ndarray, state: np.ndarray, episode: np.ndarray, starts: np.ndarray, chunk_size: int, arms: int
+) -> np.ndarray:
     """(len(starts) * k, A) relative actions a[t+k] - s[t] (joints; gripper absolute) within each episode."""
     rows = []
     for k in range(chunk_size):
@@ -59,8 +60,9 @@ def relative_chunks(action: np.ndarray, state: np.ndarray, episode: np.ndarray, 
     return np.concatenate(rows)
 
 
-def compute_policy_stats(root: str | Path, features: dict, chunk_size: int, latent: bool, seed: int = 0
-                         ) -> dict[str, dict[str, np.ndarray]]:
+def compute_policy_stats(
+    root: str | Path, features: dict, chunk_size: int, latent: bool, seed: int = 0
+) -> dict[str, dict[str, np.ndarray]]:
     """Min/max of `observation.ee_pose`, `observation.state` and the relative action chunk (real frames only)
     and, with `latent`, of each latent dimension over non-padded chunk entries."""
     names = ["episode_index", "frame_index", schema.EE_POSE, schema.STATE, schema.ACTION]
@@ -70,8 +72,10 @@ def compute_policy_stats(root: str | Path, features: dict, chunk_size: int, late
     if latent:
         missing = [c for c in (schema.LATENT_CHUNK, schema.LATENT_CHUNK_IS_PAD) if c not in features]
         if missing:
-            raise ValueError(f"{root}: glam_mip trains on a relabelled mixture, but the dataset has no {missing} "
-                             "column: run `glam-lerobot relabel` first (or use --policy.type=mip for plain BC)")
+            raise ValueError(
+                f"{root}: glam_mip trains on a relabelled mixture, but the dataset has no {missing} "
+                "column: run `glam-lerobot relabel` first (or use --policy.type=mip for plain BC)"
+            )
         names += [schema.LATENT_CHUNK, schema.LATENT_CHUNK_IS_PAD]
     for col in (schema.EE_POSE, schema.STATE, schema.ACTION):
         if col not in features:
@@ -84,8 +88,9 @@ def compute_policy_stats(root: str | Path, features: dict, chunk_size: int, late
     starts = np.flatnonzero(real)
     if len(starts) > MAX_CHUNK_STARTS:
         starts = np.sort(np.random.default_rng(seed).choice(starts, MAX_CHUNK_STARTS, replace=False))
-    rel = relative_chunks(cols[schema.ACTION], cols[schema.STATE], cols["episode_index"][:, 0], starts,
-                          chunk_size, arms)
+    rel = relative_chunks(
+        cols[schema.ACTION], cols[schema.STATE], cols["episode_index"][:, 0], starts, chunk_size, arms
+    )
     ee = _min_max(cols[schema.EE_POSE])
     rot = schema.ee_rotation_dims(cols[schema.EE_POSE].shape[1] // schema.EE_POSE_DIM_PER_ARM)
     ee["min"][rot], ee["max"][rot] = -1.0, 1.0  # unit-vector entries: identity (schema.ee_rotation_dims)
@@ -98,8 +103,10 @@ def compute_policy_stats(root: str | Path, features: dict, chunk_size: int, late
         chunk = cols[schema.LATENT_CHUNK]
         d = chunk.shape[1] // chunk_size
         if d * chunk_size != chunk.shape[1]:
-            raise ValueError(f"{root}: {schema.LATENT_CHUNK} has {chunk.shape[1]} values per frame, not a multiple "
-                             f"of the policy's chunk_size {chunk_size}")
+            raise ValueError(
+                f"{root}: {schema.LATENT_CHUNK} has {chunk.shape[1]} values per frame, not a multiple "
+                f"of the policy's chunk_size {chunk_size}"
+            )
         valid = cols[schema.LATENT_CHUNK_IS_PAD] < 0.5
         stats["latent"] = _min_max(chunk.reshape(len(chunk), chunk_size, d)[valid])
     return stats

@@ -25,9 +25,15 @@ from glam_lerobot.sim.world import SimWorld
 class GlamSimEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": schema.DEFAULT_FPS}
 
-    def __init__(self, task: str = "stack_two", embodiment: str = "kinova",
-                 image_size: int = schema.DEFAULT_IMAGE_SIZE, masks: bool = False, render_mode: str = "rgb_array",
-                 **_ignored):
+    def __init__(
+        self,
+        task: str = "stack_two",
+        embodiment: str = "kinova",
+        image_size: int = schema.DEFAULT_IMAGE_SIZE,
+        masks: bool = False,
+        render_mode: str = "rgb_array",
+        **_ignored,
+    ):
         self.world = SimWorld(task, embodiment)
         self.task, self.embodiment, self.render_mode = task, embodiment, render_mode
         self.task_description = self.world.spec.description  # read by lerobot-eval for language-conditioned policies
@@ -89,8 +95,9 @@ class GlamSimEnv(gym.Env):
         self.cameras.close()
 
 
-def make_env(task: str, embodiment: str = "kinova", image_size: int = schema.DEFAULT_IMAGE_SIZE,
-             masks: bool = False) -> gym.Env:
+def make_env(
+    task: str, embodiment: str = "kinova", image_size: int = schema.DEFAULT_IMAGE_SIZE, masks: bool = False
+) -> gym.Env:
     """One env with the task's TimeLimit (so `_max_episode_steps` exists, as lerobot-eval expects)."""
     spec = tasks.check_task(task)
     tasks.check_embodiment(embodiment)
@@ -107,8 +114,12 @@ def register_envs() -> None:
     for embodiment in tasks.EMBODIMENTS:
         for task, spec in tasks.TASK_SPECS.items():
             if gym_id(task, embodiment) not in gym.registry:
-                gym.register(id=gym_id(task, embodiment), entry_point="glam_lerobot.sim.env:GlamSimEnv",
-                             max_episode_steps=spec.max_steps, kwargs={"task": task, "embodiment": embodiment})
+                gym.register(
+                    id=gym_id(task, embodiment),
+                    entry_point="glam_lerobot.sim.env:GlamSimEnv",
+                    max_episode_steps=spec.max_steps,
+                    kwargs={"task": task, "embodiment": embodiment},
+                )
 
 
 register_envs()

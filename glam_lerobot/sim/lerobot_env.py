@@ -43,7 +43,10 @@ class GlamKinovaEnvConfig(EnvConfig):
         arms, size = spec.arms, self.image_size
         if not self.features:
             self.features = {
-                **{f"pixels/{cam}": PolicyFeature(type=FeatureType.VISUAL, shape=(size, size, 3)) for cam in schema.CAMERAS},
+                **{
+                    f"pixels/{cam}": PolicyFeature(type=FeatureType.VISUAL, shape=(size, size, 3))
+                    for cam in schema.CAMERAS
+                },
                 "agent_pos": PolicyFeature(type=FeatureType.STATE, shape=(schema.STATE_DIM_PER_ARM * arms,)),
                 "ee_pose": PolicyFeature(type=FeatureType.STATE, shape=(schema.EE_POSE_DIM_PER_ARM * arms,)),
                 "action": PolicyFeature(type=FeatureType.ACTION, shape=(schema.STATE_DIM_PER_ARM * arms,)),
@@ -55,20 +58,27 @@ class GlamKinovaEnvConfig(EnvConfig):
 
     @property
     def gym_kwargs(self) -> dict:
-        return {"task": self.task, "embodiment": "kinova", "image_size": self.image_size,
-                "max_episode_steps": self.max_steps}
+        return {
+            "task": self.task,
+            "embodiment": "kinova",
+            "image_size": self.image_size,
+            "max_episode_steps": self.max_steps,
+        }
 
     def create_envs(self, n_envs: int, use_async_envs: bool = False) -> dict[str, dict[int, gym.vector.VectorEnv]]:
         # A module-level factory (not gym.make on an id): AsyncVectorEnv's forkserver children import it by name,
         # so they need no plugin discovery of their own.
         make_one = functools.partial(_make, self.task, self.image_size, self.max_steps)
         if use_async_envs and n_envs > 1:
-            vec = gym.vector.AsyncVectorEnv([make_one] * n_envs, context="forkserver",
-                                            autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+            vec = gym.vector.AsyncVectorEnv(
+                [make_one] * n_envs, context="forkserver", autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+            )
         else:
             vec = gym.vector.SyncVectorEnv([make_one] * n_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
         return {self.type: {0: vec}}
 
 
 def _make(task: str, image_size: int, max_steps: int) -> gym.Env:
-    return gym.wrappers.TimeLimit(sim_env.GlamSimEnv(task, "kinova", image_size=image_size), max_episode_steps=max_steps)
+    return gym.wrappers.TimeLimit(
+        sim_env.GlamSimEnv(task, "kinova", image_size=image_size), max_episode_steps=max_steps
+    )

@@ -29,21 +29,30 @@ def validate_request(task: str, embodiment: str, episodes: int, image_size: int)
         raise ValueError(f"--image-size must be at least 16 pixels, got {image_size}")
 
 
-def dataset_features(task: str, embodiment: str, image_size: int = schema.DEFAULT_IMAGE_SIZE,
-                     masks: bool = False) -> dict[str, dict]:
+def dataset_features(
+    task: str, embodiment: str, image_size: int = schema.DEFAULT_IMAGE_SIZE, masks: bool = False
+) -> dict[str, dict]:
     from glam_lerobot.sim.world import compiled_model
 
     spec = tasks.check_task(task)
     nq = compiled_model(task, embodiment).nq
-    return schema.features(arms=spec.arms, image_size=(image_size, image_size), robot=embodiment == "kinova",
-                           masks=masks, sim_nq=nq)
+    return schema.features(
+        arms=spec.arms, image_size=(image_size, image_size), robot=embodiment == "kinova", masks=masks, sim_nq=nq
+    )
 
 
 def episode_jobs(task: str, embodiment: str, episodes: int, seed: int, image_size: int, masks: bool) -> list[dict]:
     """Small picklable job descriptions; `file`/`episode` name the episode in the writer's messages."""
     return [
-        {"file": f"sim:{embodiment}/{task}", "episode": seed + i, "task": task, "embodiment": embodiment,
-         "seed": seed + i, "image_size": image_size, "masks": masks}
+        {
+            "file": f"sim:{embodiment}/{task}",
+            "episode": seed + i,
+            "task": task,
+            "embodiment": embodiment,
+            "seed": seed + i,
+            "image_size": image_size,
+            "masks": masks,
+        }
         for i in range(episodes)
     ]
 
@@ -62,8 +71,9 @@ def _world_and_cameras(task: str, embodiment: str, image_size: int):
     return _CACHE[key]
 
 
-def record_episode(task: str, embodiment: str, seed: int, image_size: int = schema.DEFAULT_IMAGE_SIZE,
-                   masks: bool = False) -> tuple[bool, dict[str, np.ndarray]]:
+def record_episode(
+    task: str, embodiment: str, seed: int, image_size: int = schema.DEFAULT_IMAGE_SIZE, masks: bool = False
+) -> tuple[bool, dict[str, np.ndarray]]:
     """Run the expert from `seed`, observing every control step. Returns (success, frames by feature key)."""
     from glam_lerobot.sim.experts import run_expert
     from glam_lerobot.sim.render import mask_frame, object_bodies
@@ -98,9 +108,18 @@ def produce_episode(job: dict) -> dict:
     return {"task": tasks.TASK_SPECS[job["task"]].description, "frames": frames}
 
 
-def record(task: str, embodiment: str, episodes: int, seed: int, root: Path | str, repo_id: str | None = None,
-           image_size: int = schema.DEFAULT_IMAGE_SIZE, masks: bool = False, workers: int = 1,
-           overwrite: bool = False):
+def record(
+    task: str,
+    embodiment: str,
+    episodes: int,
+    seed: int,
+    root: Path | str,
+    repo_id: str | None = None,
+    image_size: int = schema.DEFAULT_IMAGE_SIZE,
+    masks: bool = False,
+    workers: int = 1,
+    overwrite: bool = False,
+):
     """Record `episodes` expert episodes (seeds seed .. seed+episodes-1) into a new dataset at `root`.
 
     Returns the writer's WriteSummary; meta/glam.json gets `episode_seeds` of the episodes actually written.
@@ -121,17 +140,26 @@ def record(task: str, embodiment: str, episodes: int, seed: int, root: Path | st
             "format": SOURCE_FORMAT,
             "simulator": "mujoco",
             "command": f"glam-lerobot sim record --embodiment {embodiment} --task {task} --episodes {episodes} "
-                       f"--seed {seed} --image-size {image_size}" + (" --masks" if masks else ""),
+            f"--seed {seed} --image-size {image_size}" + (" --masks" if masks else ""),
             "image_size": image_size,
             "masks": masks,
             "mask_objects": tasks.MASK_OBJECTS[task] if masks else [],
             "first_seed": seed,
         },
     }
-    summary = write_dataset(root, repo_id, schema.DEFAULT_FPS, dataset_features(task, embodiment, image_size, masks),
-                            jobs, produce_episode, workers=workers, glam_meta=meta,
-                            robot_type=ROBOT_TYPE[embodiment], desc=f"recording {embodiment}/{task}",
-                            overwrite=overwrite)
+    summary = write_dataset(
+        root,
+        repo_id,
+        schema.DEFAULT_FPS,
+        dataset_features(task, embodiment, image_size, masks),
+        jobs,
+        produce_episode,
+        workers=workers,
+        glam_meta=meta,
+        robot_type=ROBOT_TYPE[embodiment],
+        desc=f"recording {embodiment}/{task}",
+        overwrite=overwrite,
+    )
     skipped = {name for name, _ in summary.skipped}
     written = [j["seed"] for j in jobs if f"{j['file']} episode {j['episode']}" not in skipped]
     provenance.update(root, episode_seeds=written)

@@ -18,8 +18,12 @@ GEOM = int(mujoco.mjtObj.mjOBJ_GEOM)  # a plain int: comparing an array with the
 class Cameras:
     """RGB frames and object masks for the scene's cameras at one square image size."""
 
-    def __init__(self, model: mujoco.MjModel, image_size: int = schema.DEFAULT_IMAGE_SIZE,
-                 cameras: tuple[str, ...] = schema.CAMERAS):
+    def __init__(
+        self,
+        model: mujoco.MjModel,
+        image_size: int = schema.DEFAULT_IMAGE_SIZE,
+        cameras: tuple[str, ...] = schema.CAMERAS,
+    ):
         self.model, self.cameras, self.size = model, tuple(cameras), int(image_size)
         for cam in self.cameras:
             if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, cam) < 0:
@@ -89,9 +93,14 @@ def mask_frame(mask: np.ndarray) -> np.ndarray:
     return np.repeat((mask.astype(np.uint8) * 255)[..., None], 3, axis=-1)
 
 
-def render_object_masks(task: str, embodiment: str, qpos: np.ndarray, objects: list[str],
-                        image_size: int = schema.DEFAULT_IMAGE_SIZE,
-                        cameras: tuple[str, ...] = schema.CAMERAS) -> dict[str, np.ndarray]:
+def render_object_masks(
+    task: str,
+    embodiment: str,
+    qpos: np.ndarray,
+    objects: list[str],
+    image_size: int = schema.DEFAULT_IMAGE_SIZE,
+    cameras: tuple[str, ...] = schema.CAMERAS,
+) -> dict[str, np.ndarray]:
     """Masks of `objects` for each recorded state: qpos (T, nq) -> {camera: (T, H, W) bool}."""
     from glam_lerobot.sim.world import compiled_model
 

@@ -15,8 +15,13 @@ from glam_lerobot import provenance, schema
 from glam_lerobot.sim import tasks
 
 
-def rollout_actions(task: str, seed: int, actions: np.ndarray, image_size: int | None = schema.DEFAULT_IMAGE_SIZE,
-                    relative: bool = False) -> dict:
+def rollout_actions(
+    task: str,
+    seed: int,
+    actions: np.ndarray,
+    image_size: int | None = schema.DEFAULT_IMAGE_SIZE,
+    relative: bool = False,
+) -> dict:
     """Run Kinova `actions` (T, 8 * arms) open-loop from `seed`'s start.
 
     `relative=True` takes actions in the world model's relative form (schema.relative_action) and makes each

@@ -30,19 +30,37 @@ class TaskSpec:
 
 
 TASK_SPECS = {
-    "lift": TaskSpec("lift", "pick up the red cube", (("cube", "cube"),), 1, 80,
-                     (((-0.1, 0.1), (-0.15, 0.15)),)),
-    "pick_place": TaskSpec("pick_place", "put the red cube into the bowl", (("cube", "cube"), ("bowl", "bowl")), 1, 120,
-                           (((-0.1, 0.1), (-0.15, 0.15)), ((-0.1, 0.1), (-0.15, 0.15))), min_distance=0.2),
-    "knock_down": TaskSpec("knock_down", "knock the bottle over", (("bottle", "bottle"),), 1, 80,
-                           (((-0.1, 0.05), (-0.12, 0.12)),)),
-    "stack_two": TaskSpec("stack_two", "stack the red cube on the green cube",
-                          (("cube_red", "cube"), ("cube_green", "cube")), 1, 120,
-                          (((-0.1, 0.1), (-0.15, 0.15)), ((-0.1, 0.1), (-0.15, 0.15))), min_distance=0.12),
-    "stack_three": TaskSpec("stack_three", "stack the red cube on the green cube, then the blue cube on the red cube",
-                            (("cube_red", "cube"), ("cube_green", "cube"), ("cube_blue", "cube")), 2, 200,
-                            (((-0.1, 0.1), (-0.25, -0.12)), ((-0.08, 0.08), (-0.04, 0.04)), ((-0.1, 0.1), (0.12, 0.25))),
-                            min_distance=0.1),
+    "lift": TaskSpec("lift", "pick up the red cube", (("cube", "cube"),), 1, 80, (((-0.1, 0.1), (-0.15, 0.15)),)),
+    "pick_place": TaskSpec(
+        "pick_place",
+        "put the red cube into the bowl",
+        (("cube", "cube"), ("bowl", "bowl")),
+        1,
+        120,
+        (((-0.1, 0.1), (-0.15, 0.15)), ((-0.1, 0.1), (-0.15, 0.15))),
+        min_distance=0.2,
+    ),
+    "knock_down": TaskSpec(
+        "knock_down", "knock the bottle over", (("bottle", "bottle"),), 1, 80, (((-0.1, 0.05), (-0.12, 0.12)),)
+    ),
+    "stack_two": TaskSpec(
+        "stack_two",
+        "stack the red cube on the green cube",
+        (("cube_red", "cube"), ("cube_green", "cube")),
+        1,
+        120,
+        (((-0.1, 0.1), (-0.15, 0.15)), ((-0.1, 0.1), (-0.15, 0.15))),
+        min_distance=0.12,
+    ),
+    "stack_three": TaskSpec(
+        "stack_three",
+        "stack the red cube on the green cube, then the blue cube on the red cube",
+        (("cube_red", "cube"), ("cube_green", "cube"), ("cube_blue", "cube")),
+        2,
+        200,
+        (((-0.1, 0.1), (-0.25, -0.12)), ((-0.08, 0.08), (-0.04, 0.04)), ((-0.1, 0.1), (0.12, 0.25))),
+        min_distance=0.1,
+    ),
 }
 
 # Objects whose ground-truth masks GLAM-O sees by default (the manipulated ones).
@@ -96,7 +114,7 @@ def object_positions(task: str, embodiment: str, qpos: np.ndarray) -> dict[str, 
     qpos = np.atleast_2d(np.asarray(qpos))
     if qpos.shape[1] != model.nq:
         raise ValueError(f"qpos has {qpos.shape[1]} columns but the {task}/{embodiment} scene has nq={model.nq}")
-    return {name: qpos[:, adr:adr + 3].astype(np.float64) for name, adr in object_qpos_adr(model, task).items()}
+    return {name: qpos[:, adr : adr + 3].astype(np.float64) for name, adr in object_qpos_adr(model, task).items()}
 
 
 def _up_z(quat: np.ndarray) -> float:
@@ -124,7 +142,9 @@ def is_success(task: str, positions: dict[str, np.ndarray], quats: dict[str, np.
         return _on_top(p["cube_red"], p["cube_green"]) and p["cube_green"][2] < 0.03 and "cube_red" not in held
     if task == "stack_three":
         return (
-            _on_top(p["cube_red"], p["cube_green"]) and _on_top(p["cube_blue"], p["cube_red"])
-            and p["cube_green"][2] < 0.03 and not held & {"cube_red", "cube_blue"}
+            _on_top(p["cube_red"], p["cube_green"])
+            and _on_top(p["cube_blue"], p["cube_red"])
+            and p["cube_green"][2] < 0.03
+            and not held & {"cube_red", "cube_blue"}
         )
     raise ValueError(task)

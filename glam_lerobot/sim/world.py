@@ -61,12 +61,16 @@ class SimWorld:
         self.arms = self.spec.arms
         self.prefixes = [f"{'arm' if embodiment == 'kinova' else 'umi'}{i}/" for i in range(self.arms)]
         self.sites = [m.site(f"{p}pinch").id for p in self.prefixes]
-        self.finger_qadr = [[m.jnt_qposadr[m.joint(f"{p}{s}_finger").id] for s in ("left", "right")] for p in self.prefixes]
+        self.finger_qadr = [
+            [m.jnt_qposadr[m.joint(f"{p}{s}_finger").id] for s in ("left", "right")] for p in self.prefixes
+        ]
         self.finger_act = [[m.actuator(f"{p}{s}_finger").id for s in ("left", "right")] for p in self.prefixes]
         gripper_bodies = set()
         for b in range(m.nbody):
             name = m.body(b).name
-            if any(name.startswith(p) for p in self.prefixes) and ("finger" in name or "pinch" in name or "gripper" in name):
+            if any(name.startswith(p) for p in self.prefixes) and (
+                "finger" in name or "pinch" in name or "gripper" in name
+            ):
                 gripper_bodies.add(b)
         self.gripper_bodies = gripper_bodies
         self.object_bodies = {name: m.body(name).id for name, _ in self.spec.objects}
@@ -93,8 +97,8 @@ class SimWorld:
         for name, (x, y, yaw) in self.placement.items():
             adr = self.object_qadr[name]
             z = scene.CUBE_HALF if name.startswith("cube") else 0.0
-            d.qpos[adr:adr + 3] = (x, y, z)
-            d.qpos[adr + 3:adr + 7] = (np.cos(yaw / 2), 0, 0, np.sin(yaw / 2))
+            d.qpos[adr : adr + 3] = (x, y, z)
+            d.qpos[adr + 3 : adr + 7] = (np.cos(yaw / 2), 0, 0, np.sin(yaw / 2))
         for i in range(self.arms):
             for a, adr in zip(self.finger_act[i], self.finger_qadr[i], strict=True):
                 d.qpos[adr] = models.FINGER_TRAVEL
@@ -105,7 +109,7 @@ class SimWorld:
             else:
                 pos, rot = scene.home_pose(i, self.arms)
                 quat = _quat(rot)
-                d.qpos[self.free_qadr[i]:self.free_qadr[i] + 7] = np.r_[pos, quat]
+                d.qpos[self.free_qadr[i] : self.free_qadr[i] + 7] = np.r_[pos, quat]
                 d.mocap_pos[self.mocap[i]], d.mocap_quat[self.mocap[i]] = pos, quat
         mujoco.mj_forward(m, d)
         mujoco.mj_step(m, d, nstep=SETTLE_STEPS)
@@ -160,10 +164,10 @@ class SimWorld:
         return self.data.site_xpos[self.sites[arm]].copy(), self.data.site_xmat[self.sites[arm]].reshape(3, 3).copy()
 
     def object_positions(self) -> dict[str, np.ndarray]:
-        return {n: self.data.qpos[a:a + 3].copy() for n, a in self.object_qadr.items()}
+        return {n: self.data.qpos[a : a + 3].copy() for n, a in self.object_qadr.items()}
 
     def object_quats(self) -> dict[str, np.ndarray]:
-        return {n: self.data.qpos[a + 3:a + 7].copy() for n, a in self.object_qadr.items()}
+        return {n: self.data.qpos[a + 3 : a + 7].copy() for n, a in self.object_qadr.items()}
 
     def held_objects(self) -> set[str]:
         """Objects in contact with any gripper geom right now."""

@@ -85,8 +85,10 @@ def load_world_model(folder: Path | str, device: str | torch.device = "cpu") -> 
 
     kind = config.get("model_type", "glam")
     if kind not in model_classes():
-        raise ValueError(f"{folder}/{CONFIG_FILE}: model_type {kind!r} is not a world model of this toolkit "
-                         f"({', '.join(model_classes())})")
+        raise ValueError(
+            f"{folder}/{CONFIG_FILE}: model_type {kind!r} is not a world model of this toolkit "
+            f"({', '.join(model_classes())})"
+        )
     model = model_classes()[kind](GLAMConfig.from_dict({**config["model"], "model": kind}))
     model.load_state_dict(load_file(str(folder / MODEL_FILE)))
     return model.to(device).eval(), config
@@ -100,7 +102,7 @@ def identity(folder: Path | str) -> dict:
     # a folder pulled into the Hub cache is .../models--<ns>--<name>/snapshots/<commit>/
     parts = folder.resolve().parts
     if len(parts) >= 3 and parts[-2] == "snapshots" and parts[-3].startswith("models--"):
-        hub.setdefault("repo_id", parts[-3][len("models--"):].replace("--", "/", 1))
+        hub.setdefault("repo_id", parts[-3][len("models--") :].replace("--", "/", 1))
         hub.setdefault("revision", parts[-1])
     return {
         "path": str(folder.resolve()),

@@ -55,8 +55,15 @@ class Source:
         return [(int(self.episode_index[s]), int(s), int(e)) for s, e in zip(starts, ends, strict=True)]
 
 
-def load_source(root: Path, name: str, role: str, revision: str | None, input_kind: str,
-                camera_map: dict[str, str] | None = None, progress: bool = True) -> Source:
+def load_source(
+    root: Path,
+    name: str,
+    role: str,
+    revision: str | None,
+    input_kind: str,
+    camera_map: dict[str, str] | None = None,
+    progress: bool = True,
+) -> Source:
     """Read one dataset of a mixture (decoding its frames into the cache the first time)."""
     root = Path(root)
     info = frame_cache.read_info(root)
@@ -79,17 +86,25 @@ def load_source(root: Path, name: str, role: str, revision: str | None, input_ki
     for key in (schema.EE_POSE, schema.STATE, schema.ACTION):
         if key in num and not np.isfinite(num[key]).all():
             row = int(np.argwhere(~np.isfinite(num[key]).all(1))[0, 0])
-            raise ValueError(f"{root}: dataset {name}, episode {int(num['episode_index'][row])}, field '{key}': "
-                             f"NaN or infinite value at frame {int(num['frame_index'][row])}")
+            raise ValueError(
+                f"{root}: dataset {name}, episode {int(num['episode_index'][row])}, field '{key}': "
+                f"NaN or infinite value at frame {int(num['frame_index'][row])}"
+            )
     images = {cam: frame_cache.cached_frames(root, key, progress=progress) for cam, key in columns.items()}
     return Source(
-        name=name, role=role, root=root, revision=revision, images=images,
+        name=name,
+        role=role,
+        root=root,
+        revision=revision,
+        images=images,
         ee_pose=num[schema.EE_POSE].astype(np.float32),
         episode_index=num["episode_index"].reshape(-1).astype(np.int64),
         frame_index=num["frame_index"].reshape(-1).astype(np.int64),
         state=num[schema.STATE].astype(np.float32) if robot else None,
         action=num[schema.ACTION].astype(np.float32) if robot else None,
-        fps=int(info["fps"]), info=info, camera_map=dict(camera_map or {}),
+        fps=int(info["fps"]),
+        info=info,
+        camera_map=dict(camera_map or {}),
     )
 
 
@@ -98,8 +113,9 @@ def load_mixture_sources(mixture, input_kind: str, pull: bool = True, progress: 
     from glam_lerobot.mixture import resolve
 
     return [
-        load_source(d.root, d.ref.repo_id, d.role, d.ref.revision, input_kind, mixture.camera_map(d.ref.repo_id),
-                    progress)
+        load_source(
+            d.root, d.ref.repo_id, d.role, d.ref.revision, input_kind, mixture.camera_map(d.ref.repo_id), progress
+        )
         for d in resolve(mixture, pull=pull)
     ]
 
@@ -142,8 +158,9 @@ def compute_stats(sources: list[Source], arms: int) -> dict[str, dict[str, np.nd
     return {k: {m: np.asarray(v, np.float32) for m, v in d.items()} for k, d in stats.items()}
 
 
-def gather_images(source: Source, rows: np.ndarray, cameras: tuple[str, ...], input_kind: str,
-                  image_size: int) -> torch.Tensor:
+def gather_images(
+    source: Source, rows: np.ndarray, cameras: tuple[str, ...], input_kind: str, image_size: int
+) -> torch.Tensor:
     """(B, C, H, W) uint8: the cameras of `rows` stacked on channels, resized to image_size when needed."""
     order = np.argsort(rows)  # memmaps read fastest in increasing order
     parts = []
@@ -163,8 +180,9 @@ def gather_images(source: Source, rows: np.ndarray, cameras: tuple[str, ...], in
 class TransitionDataset(torch.utils.data.Dataset):
     """Every transition of every source. `__getitems__` returns a whole batch (one memmap gather per camera)."""
 
-    def __init__(self, sources: list[Source], cameras: tuple[str, ...], input_kind: str, image_size: int,
-                 arms: int = 1):
+    def __init__(
+        self, sources: list[Source], cameras: tuple[str, ...], input_kind: str, image_size: int, arms: int = 1
+    ):
         self.sources, self.cameras, self.input_kind, self.image_size = sources, cameras, input_kind, image_size
         self.state_dim = schema.STATE_DIM_PER_ARM * arms
         rows = [s.transition_rows() for s in sources]
@@ -185,15 +203,26 @@ class TransitionDataset(torch.utils.data.Dataset):
 
     def __getitems__(self, indices) -> dict[str, torch.Tensor]:
         indices = np.asarray(indices, dtype=np.int64)
-        out: dict[str, list] = {k: [] for k in ("images_t", "images_next", "ee_t", "ee_next", "state_t",
-                                                  "state_next", "action", "is_target", "position")}
+        out: dict[str, list] = {
+            k: []
+            for k in (
+                "images_t",
+                "images_next",
+                "ee_t",
+                "ee_next",
+                "state_t",
+                "state_next",
+                "action",
+                "is_target",
+                "position",
+            )
+        }
         for sid in np.unique(self.source_id[indices]):
             pos = np.flatnonzero(self.source_id[indices] == sid)
             src, rows = self.sources[sid], self.row[indices[pos]]
-            both = gather_images(src, np.concatenate([rows, rows + 1]), self.cameras, self.input_kind,
-                                 self.image_size)
+            both = gather_images(src, np.concatenate([rows, rows + 1]), self.cameras, self.input_kind, self.image_size)
             out["images_t"].append(both[: len(rows)])
-            out["images_next"].append(both[len(rows):])
+            out["images_next"].append(both[len(rows) :])
             out["ee_t"].append(torch.from_numpy(src.ee_pose[rows]))
             out["ee_next"].append(torch.from_numpy(src.ee_pose[rows + 1]))
             if src.is_target:
@@ -222,9 +251,25 @@ class StepBatchSampler(torch.utils.data.Sampler):
     episodes, ~6 of 32 rows were target rows, and the grounding starved. A mixture with one group only is drawn
     uniformly."""
 
-    def __init__(self, n: int, batch_size: int, steps: int, seed: int, start_step: int = 0, rank: int = 0,
-                 is_target: np.ndarray | None = None, target_fraction: float | None = None):
-        self.n, self.batch_size, self.steps, self.seed, self.start, self.rank = n, batch_size, steps, seed, start_step, rank
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        steps: int,
+        seed: int,
+        start_step: int = 0,
+        rank: int = 0,
+        is_target: np.ndarray | None = None,
+        target_fraction: float | None = None,
+    ):
+        self.n, self.batch_size, self.steps, self.seed, self.start, self.rank = (
+            n,
+            batch_size,
+            steps,
+            seed,
+            start_step,
+            rank,
+        )
         self.groups = None
         if is_target is not None and target_fraction is not None:
             if not 0.0 < target_fraction < 1.0:
@@ -239,7 +284,9 @@ class StepBatchSampler(torch.utils.data.Sampler):
 
     def __iter__(self):
         for k in range(self.start, self.steps):
-            g = torch.Generator().manual_seed(int(np.random.SeedSequence([self.seed, self.rank, k]).generate_state(1)[0]))
+            g = torch.Generator().manual_seed(
+                int(np.random.SeedSequence([self.seed, self.rank, k]).generate_state(1)[0])
+            )
             if self.groups is None:
                 yield torch.randint(0, self.n, (self.batch_size,), generator=g).tolist()
             else:

@@ -68,17 +68,27 @@ def _episodes_by_seed(source: wm_data.Source) -> dict[int, tuple[int, int]]:
     meta = provenance.read(source.root)
     seeds = meta.get("episode_seeds")
     if seeds is None:
-        raise ValueError(f"{source.root}/meta/glam.json: no 'episode_seeds': diagnostics need simulated episodes "
-                         "recorded from known seeds (`glam-lerobot sim record --seed S`)")
+        raise ValueError(
+            f"{source.root}/meta/glam.json: no 'episode_seeds': diagnostics need simulated episodes "
+            "recorded from known seeds (`glam-lerobot sim record --seed S`)"
+        )
     return {int(seeds[ep]): (a, b) for ep, a, b in source.episode_bounds() if ep < len(seeds)}
 
 
-def load_pairs(target_root: Path | str, aux_roots: list[Path | str], input_kind: str,
-               camera_map: dict[str, str] | None = None) -> PairSet:
+def load_pairs(
+    target_root: Path | str, aux_roots: list[Path | str], input_kind: str, camera_map: dict[str, str] | None = None
+) -> PairSet:
     """Match episodes of the target pair dataset and each auxiliary one by seed."""
     target_root = Path(target_root)
-    target = wm_data.load_source(target_root, provenance.read(target_root).get("repo_id", target_root.name),
-                                 "target", None, input_kind, camera_map, progress=False)
+    target = wm_data.load_source(
+        target_root,
+        provenance.read(target_root).get("repo_id", target_root.name),
+        "target",
+        None,
+        input_kind,
+        camera_map,
+        progress=False,
+    )
     by_seed = _episodes_by_seed(target)
     out = PairSet(target=target, task=provenance.read(target_root).get("task"))
     for root in map(Path, aux_roots):
@@ -94,15 +104,23 @@ def load_pairs(target_root: Path | str, aux_roots: list[Path | str], input_kind:
                 if steps > 0:
                     pairs.append(Pair(seed, ta + np.arange(steps), a + np.arange(steps)))
         if len(pairs) < 2:
-            raise ValueError(f"{root}: {len(pairs)} episode(s) share a seed with {target_root}; diagnostics need at "
-                             "least 2 same-seed pairs (record both embodiments with the same --seed)")
+            raise ValueError(
+                f"{root}: {len(pairs)} episode(s) share a seed with {target_root}; diagnostics need at "
+                "least 2 same-seed pairs (record both embodiments with the same --seed)"
+            )
         out.aux[name] = (src, pairs)
     return out
 
 
 @torch.no_grad()
-def _idm_latents(model, src: wm_data.Source, rows: np.ndarray, image_src: wm_data.Source | None = None,
-                 image_rows: np.ndarray | None = None, batch: int = 256) -> np.ndarray:
+def _idm_latents(
+    model,
+    src: wm_data.Source,
+    rows: np.ndarray,
+    image_src: wm_data.Source | None = None,
+    image_rows: np.ndarray | None = None,
+    batch: int = 256,
+) -> np.ndarray:
     """IDM means for transitions `rows` of src; with image_src, the images come from image_rows of that source."""
     c = model.config
     image_src = image_src or src
@@ -150,8 +168,10 @@ def diagnose(model, pairs: PairSet, replay: bool = False, grad_batch: int = 64, 
         z_t_swap = _idm_latents(model, tgt, t_rows, src, a_rows)
         swap = 0.5 * (np.linalg.norm(z_a_swap - z_a, axis=1).mean() + np.linalg.norm(z_t_swap - z_t, axis=1).mean())
         row = {
-            "pairs": len(plist), "transitions": int(len(z_a)),
-            "same_seed_distance": same_d, "random_distance": random_d,
+            "pairs": len(plist),
+            "transitions": int(len(z_a)),
+            "same_seed_distance": same_d,
+            "random_distance": random_d,
             "distance_ratio": same_d / max(random_d, 1e-12),
             "retrieval": float(np.mean(hits)) if hits else float("nan"),
             "retrieval_chance": float(np.mean(chance)) if chance else float("nan"),
@@ -169,11 +189,14 @@ def diagnose(model, pairs: PairSet, replay: bool = False, grad_batch: int = 64, 
                 row["action_error"] = _rms(dec(z_a), rel_n)
                 row["action_error_target"] = _rms(dec(z_t), rel_n)
                 if has_encoder:
-                    z_e = model.action_posterior(torch.from_numpy(tgt.state[t_rows]),
-                                                 torch.from_numpy(tgt.action[t_rows]))[0].numpy()
+                    z_e = model.action_posterior(
+                        torch.from_numpy(tgt.state[t_rows]), torch.from_numpy(tgt.action[t_rows])
+                    )[0].numpy()
                     latents["encoder"] = z_e
                     row["action_error_encoder"] = _rms(dec(z_e), rel_n)
-                    row["encoder_distance_ratio"] = float(np.linalg.norm(z_t - z_e, axis=1).mean()) / max(random_d, 1e-12)
+                    row["encoder_distance_ratio"] = float(np.linalg.norm(z_t - z_e, axis=1).mean()) / max(
+                        random_d, 1e-12
+                    )
             if replay:
                 row["replay"] = _replay(model, pairs.task, tgt.root, plist, latents)
         report["sources"][name] = row
@@ -221,8 +244,9 @@ def term_gradient_norms(model, pairs: PairSet, size: int = 64, seed: int = 0) ->
                 out[name][part] = 0.0
                 continue
             grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
-            out[name][part] = float(torch.sqrt(sum((g.pow(2).sum() for g in grads if g is not None),
-                                                   torch.tensor(0.0))))
+            out[name][part] = float(
+                torch.sqrt(sum((g.pow(2).sum() for g in grads if g is not None), torch.tensor(0.0)))
+            )
     return out
 
 
@@ -246,52 +270,88 @@ def gate(report: dict, losses: list[dict] | None = None, warmup: int = 0) -> lis
         checks.append({"check": name, "value": value, "threshold": threshold, "passed": bool(ok)})
 
     for name, r in report["sources"].items():
-        check(f"{name}: same-seed/random latent distance", r["distance_ratio"],
-              r["distance_ratio"] <= GATE["distance_ratio_max"], f"<= {GATE['distance_ratio_max']}")
-        check(f"{name}: same-step retrieval", r["retrieval"], r["retrieval"] >= GATE["retrieval_min"],
-              f">= {GATE['retrieval_min']:.0%}")
-        check(f"{name}: image-swap sensitivity", r["image_swap"], r["image_swap"] >= GATE["image_swap_min"],
-              f">= {GATE['image_swap_min']}")
+        check(
+            f"{name}: same-seed/random latent distance",
+            r["distance_ratio"],
+            r["distance_ratio"] <= GATE["distance_ratio_max"],
+            f"<= {GATE['distance_ratio_max']}",
+        )
+        check(
+            f"{name}: same-step retrieval",
+            r["retrieval"],
+            r["retrieval"] >= GATE["retrieval_min"],
+            f">= {GATE['retrieval_min']:.0%}",
+        )
+        check(
+            f"{name}: image-swap sensitivity",
+            r["image_swap"],
+            r["image_swap"] >= GATE["image_swap_min"],
+            f">= {GATE['image_swap_min']}",
+        )
         if "action_error" in r:
-            check(f"{name}: decoded-action error", r["action_error"], r["action_error"] <= GATE["action_error_max"],
-                  f"<= {GATE['action_error_max']}")
+            check(
+                f"{name}: decoded-action error",
+                r["action_error"],
+                r["action_error"] <= GATE["action_error_max"],
+                f"<= {GATE['action_error_max']}",
+            )
         if "replay" in r:
             rp = r["replay"]
             ref = max(rp["encoder_rate"], 1e-9)
-            check(f"{name}: replay success / action encoder's", rp["aux_rate"] / ref if rp["encoder"] else 0.0,
-                  rp["encoder"] > 0 and rp["aux_rate"] >= GATE["replay_share_min"] * rp["encoder_rate"],
-                  f">= {GATE['replay_share_min']:.0%} (encoder {rp['encoder']}/{rp['episodes']})")
+            check(
+                f"{name}: replay success / action encoder's",
+                rp["aux_rate"] / ref if rp["encoder"] else 0.0,
+                rp["encoder"] > 0 and rp["aux_rate"] >= GATE["replay_share_min"] * rp["encoder_rate"],
+                f">= {GATE['replay_share_min']:.0%} (encoder {rp['encoder']}/{rp['episodes']})",
+            )
     if losses:
         after = [r["align"] for r in losses if r["step"] >= warmup and "align" in r]
         if len(after) >= 4:
             k = max(len(after) // 4, 1)
             first, last = float(np.mean(after[:k])), float(np.mean(after[-k:]))
-            check("alignment KL falls after warm-up", last / max(first, 1e-12), last < first,
-                  "last quarter < first quarter")
+            check(
+                "alignment KL falls after warm-up",
+                last / max(first, 1e-12),
+                last < first,
+                "last quarter < first quarter",
+            )
     return checks
 
 
 def lines(report: dict, checks: list[dict]) -> list[str]:
     out = []
     for name, r in report["sources"].items():
-        s = (f"{name} vs target ({r['pairs']} same-seed pairs, {r['transitions']} transitions): distance ratio "
-             f"{r['distance_ratio']:.3f}, same-step retrieval {r['retrieval']:.0%} (chance "
-             f"{r['retrieval_chance']:.0%}), image swap {r['image_swap']:.3f}")
+        s = (
+            f"{name} vs target ({r['pairs']} same-seed pairs, {r['transitions']} transitions): distance ratio "
+            f"{r['distance_ratio']:.3f}, same-step retrieval {r['retrieval']:.0%} (chance "
+            f"{r['retrieval_chance']:.0%}), image swap {r['image_swap']:.3f}"
+        )
         if "action_error" in r:
-            s += (f", decoded-action error {r['action_error']:.3f} (target's own {r['action_error_target']:.3f}"
-                  + (f", encoder {r['action_error_encoder']:.3f}" if "action_error_encoder" in r else "") + ")")
+            s += (
+                f", decoded-action error {r['action_error']:.3f} (target's own {r['action_error_target']:.3f}"
+                + (f", encoder {r['action_error_encoder']:.3f}" if "action_error_encoder" in r else "")
+                + ")"
+            )
         out.append(s)
         if "replay" in r:
             rp = r["replay"]
-            out.append(f"  open-loop Kinova replay: aux latents {rp['aux']}/{rp['episodes']}, target IDM "
-                       f"{rp['target']}/{rp['episodes']}, action encoder {rp['encoder']}/{rp['episodes']}")
+            out.append(
+                f"  open-loop Kinova replay: aux latents {rp['aux']}/{rp['episodes']}, target IDM "
+                f"{rp['target']}/{rp['episodes']}, action encoder {rp['encoder']}/{rp['episodes']}"
+            )
     if "grad_norms" in report:
         g = report["grad_norms"]
-        out.append("gradient norms into IDM / image encoder: " + ", ".join(
-            f"{k} {v['idm']:.3g}/{v['image_encoder']:.3g}" for k, v in g.items() if v["idm"] or v["image_encoder"]))
+        out.append(
+            "gradient norms into IDM / image encoder: "
+            + ", ".join(
+                f"{k} {v['idm']:.3g}/{v['image_encoder']:.3g}" for k, v in g.items() if v["idm"] or v["image_encoder"]
+            )
+        )
     failed = [c for c in checks if not c["passed"]]
-    out.append(f"alignment gate: {'PASSED' if not failed else 'FAILED'} ({len(checks) - len(failed)}/{len(checks)} checks)"
-               + "".join(f"\n  FAIL {c['check']}: {c['value']:.3g} (want {c['threshold']})" for c in failed))
+    out.append(
+        f"alignment gate: {'PASSED' if not failed else 'FAILED'} ({len(checks) - len(failed)}/{len(checks)} checks)"
+        + "".join(f"\n  FAIL {c['check']}: {c['value']:.3g} (want {c['threshold']})" for c in failed)
+    )
     return out
 
 

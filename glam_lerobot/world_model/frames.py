@@ -135,7 +135,9 @@ def _decode_video_column(root: Path, info: dict, key: str, out: np.ndarray, prog
             want = float(ep[f"videos/{key}/from_timestamp"]) + np.arange(int(ep["length"])) / fps
             nearest = np.abs(times[None, :] - want[:, None]).argmin(1)
             if np.abs(times[nearest] - want).max() > 0.5 / fps:
-                raise ValueError(f"{video}: episode {int(ep['episode_index'])}, column {key}: frames missing from the video")
+                raise ValueError(
+                    f"{video}: episode {int(ep['episode_index'])}, column {key}: frames missing from the video"
+                )
             out[starts[i] : starts[i] + len(want)] = frames[nearest]
             bar.update(len(want))
     bar.close()

@@ -207,8 +207,16 @@ class GLAM(nn.Module):
 
     def term_weights(self, align_scale: float = 1.0) -> dict[str, float]:
         c = self.config
-        return {"recon": 1.0, "forward_idm": 1.0, "forward_enc": 1.0, "proprio": 1.0, "action": 1.0,
-                "kl_idm": c.kl_weight, "kl_enc": c.kl_weight, "align": c.align_weight * align_scale}
+        return {
+            "recon": 1.0,
+            "forward_idm": 1.0,
+            "forward_enc": 1.0,
+            "proprio": 1.0,
+            "action": 1.0,
+            "kl_idm": c.kl_weight,
+            "kl_enc": c.kl_weight,
+            "align": c.align_weight * align_scale,
+        }
 
     def loss_terms(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Every term of the loss, unweighted. batch: images_t / images_next (B, C, H, W) uint8, ee_t / ee_next
@@ -246,9 +254,17 @@ class GLAM(nn.Module):
         kl_enc = target_mean(kl_to_standard_normal(mean_e, logvar_e))
         # Eq. 5: the IDM is pulled toward the action encoder, never the other way round.
         align = target_mean(kl_gaussians(mean_i, logvar_i, mean_e.detach(), logvar_e.detach()))
-        return {"recon": recon, "forward_idm": forward_idm, "forward_enc": forward_enc, "proprio": proprio,
-                "action": action, "kl_idm": kl_idm, "kl_enc": kl_enc, "align": align,
-                "encoder_logvar": target_mean(logvar_e.mean(-1)).detach()}
+        return {
+            "recon": recon,
+            "forward_idm": forward_idm,
+            "forward_enc": forward_enc,
+            "proprio": proprio,
+            "action": action,
+            "kl_idm": kl_idm,
+            "kl_enc": kl_enc,
+            "align": align,
+            "encoder_logvar": target_mean(logvar_e.mean(-1)).detach(),
+        }
 
 
 class _ProprioForward(nn.Module):

@@ -184,6 +184,10 @@ class LAPA(GLAM):
 def codebook_usage(model: LAPA) -> dict:
     """Codebook use over the whole training run: perplexity, fraction of codes ever used, counts per code."""
     counts = model.quantizer.code_counts.detach().cpu()
-    return {"codebook_size": model.quantizer.codebook_size, "groups": model.quantizer.groups,
-            "perplexity": perplexity(counts), "fraction_used": float((counts > 0).float().mean()),
-            "counts": [int(c) for c in counts.tolist()]}
+    return {
+        "codebook_size": model.quantizer.codebook_size,
+        "groups": model.quantizer.groups,
+        "perplexity": perplexity(counts),
+        "fraction_used": float((counts > 0).float().mean()),
+        "counts": [int(c) for c in counts.tolist()],
+    }

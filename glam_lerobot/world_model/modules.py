@@ -23,8 +23,9 @@ class ConvEncoder(nn.Module):
     against a pose of ~1, and swapping the images of a transition moved its latent by 0.001 (a dead image path).
     """
 
-    def __init__(self, in_channels: int, image_size: int, feature_dim: int = 128, width: int = 32,
-                 normalise: bool = True):
+    def __init__(
+        self, in_channels: int, image_size: int, feature_dim: int = 128, width: int = 32, normalise: bool = True
+    ):
         super().__init__()
         if image_size % 16:
             raise ValueError(f"image_size must be a multiple of 16 (four stride-2 convolutions), got {image_size}")
@@ -163,7 +164,4 @@ def kl_gaussians(
     mean_q: torch.Tensor, logvar_q: torch.Tensor, mean_p: torch.Tensor, logvar_p: torch.Tensor
 ) -> torch.Tensor:
     """KL(q || p) between diagonal Gaussians, summed over the latent dimensions: (B,)."""
-    return 0.5 * (
-        logvar_p - logvar_q + (logvar_q.exp() + (mean_q - mean_p).pow(2)) / logvar_p.exp() - 1.0
-    ).sum(-1)
-
+    return 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mean_q - mean_p).pow(2)) / logvar_p.exp() - 1.0).sum(-1)

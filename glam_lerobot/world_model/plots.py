@@ -23,8 +23,11 @@ def training_curve(losses_jsonl: Path, out_png: Path, diagnostics_jsonl: Path | 
     """Every loss term against the step, log scale; with diagnostics, a second panel of the alignment metrics
     on the held-out same-seed pairs (diagnose.py)."""
     rows = [json.loads(line) for line in Path(losses_jsonl).read_text().splitlines() if line.strip()]
-    diag = ([json.loads(line) for line in Path(diagnostics_jsonl).read_text().splitlines() if line.strip()]
-            if diagnostics_jsonl else [])
+    diag = (
+        [json.loads(line) for line in Path(diagnostics_jsonl).read_text().splitlines() if line.strip()]
+        if diagnostics_jsonl
+        else []
+    )
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2 if diag else 1, figsize=(12 if diag else 7, 4), squeeze=False)
     ax = axes[0, 0]
@@ -41,8 +44,9 @@ def training_curve(losses_jsonl: Path, out_png: Path, diagnostics_jsonl: Path | 
     if diag:
         ax = axes[0, 1]
         dsteps = [r["step"] for r in diag]
-        keys = [k for k in diag[-1] if k.split("/")[-1] in ("distance_ratio", "retrieval", "image_swap",
-                                                           "action_error")]
+        keys = [
+            k for k in diag[-1] if k.split("/")[-1] in ("distance_ratio", "retrieval", "image_swap", "action_error")
+        ]
         for k in keys:
             ax.plot(dsteps, [r.get(k, np.nan) for r in diag], marker=".", label=k)
         ax.axhline(0.1, color="grey", lw=0.8, ls=":")
@@ -83,7 +87,11 @@ def latent_projection(latents: dict[str, np.ndarray], out_png: Path, title: str 
     fig.tight_layout()
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
-    return {"png": str(out_png), "explained_variance": [float(v) for v in var], "counts": {n: len(latents[n]) for n in names}}
+    return {
+        "png": str(out_png),
+        "explained_variance": [float(v) for v in var],
+        "counts": {n: len(latents[n]) for n in names},
+    }
 
 
 def replay_strip(original: np.ndarray, replay: np.ndarray, out_png: Path, title: str = "", n: int = 8) -> Path:

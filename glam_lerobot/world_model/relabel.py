@@ -46,8 +46,10 @@ class RelabelSummary:
     seconds: float = 0.0
 
     def lines(self) -> list[str]:
-        out = [f"relabelled {self.transitions} transitions ({self.frames} frames) in {self.infer_seconds:.1f} s "
-               f"of inference ({self.transitions / max(self.infer_seconds, 1e-9):.0f} transitions/s)"]
+        out = [
+            f"relabelled {self.transitions} transitions ({self.frames} frames) in {self.infer_seconds:.1f} s "
+            f"of inference ({self.transitions / max(self.infer_seconds, 1e-9):.0f} transitions/s)"
+        ]
         out += [f"  new revision of {k}: {v}" for k, v in self.revisions.items()]
         if self.merged:
             out.append(f"  merged mixture dataset: {self.merged}")
@@ -56,8 +58,9 @@ class RelabelSummary:
 
 
 @torch.no_grad()
-def infer_source_latents(model, source: wm_data.Source, batch_size: int = 256,
-                         device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
+def infer_source_latents(
+    model, source: wm_data.Source, batch_size: int = 256, device: str | torch.device = "cpu"
+) -> tuple[np.ndarray, np.ndarray]:
     """(latents (N, d) float32, is_pad (N,) float32) for every frame of one source (see the module docstring)."""
     c = model.config
     n, d = len(source), c.latent_dim
@@ -78,8 +81,9 @@ def infer_source_latents(model, source: wm_data.Source, batch_size: int = 256,
     return latents, is_pad
 
 
-def latent_chunks(latents: np.ndarray, is_pad: np.ndarray, episode_index: np.ndarray,
-                  horizon: int = HORIZON) -> tuple[np.ndarray, np.ndarray]:
+def latent_chunks(
+    latents: np.ndarray, is_pad: np.ndarray, episode_index: np.ndarray, horizon: int = HORIZON
+) -> tuple[np.ndarray, np.ndarray]:
     """Per frame t: latents t .. t+H-1 of the same episode, flattened (N, H*d), and the pad mask (N, H)."""
     n, d = latents.shape
     chunk = np.zeros((n, horizon, d), np.float32)
@@ -101,10 +105,20 @@ def latent_features(latent_dim: int) -> dict[str, dict]:
     }
 
 
-def relabel(world_model: Path | str, mixture, output: Path | str, *, revision: str | None = None,
-            horizon: int = HORIZON, batch_size: int = 256, merged: bool = True, workers: int = 1,
-            progress: bool = True, command: str = "glam-lerobot relabel", sources: list | None = None
-            ) -> RelabelSummary:
+def relabel(
+    world_model: Path | str,
+    mixture,
+    output: Path | str,
+    *,
+    revision: str | None = None,
+    horizon: int = HORIZON,
+    batch_size: int = 256,
+    merged: bool = True,
+    workers: int = 1,
+    progress: bool = True,
+    command: str = "glam-lerobot relabel",
+    sources: list | None = None,
+) -> RelabelSummary:
     from rich.progress import Progress
 
     from glam_lerobot.revisions import add_columns
@@ -119,7 +133,9 @@ def relabel(world_model: Path | str, mixture, output: Path | str, *, revision: s
         sources = wm_data.load_mixture_sources(mixture, model.config.input, progress=progress)
     missing = [c for c in model.config.cameras if any(c not in s.images for s in sources)]
     if missing:
-        raise ValueError(f"the world model reads cameras {list(model.config.cameras)}, but some datasets lack {missing}")
+        raise ValueError(
+            f"the world model reads cameras {list(model.config.cameras)}, but some datasets lack {missing}"
+        )
     planned = [output / "datasets" / f"{s.name.split('/')[-1]}@{revision}" for s in sources]
     for p in planned + ([output / "mixture"] if merged else []):
         if p.exists():
@@ -140,24 +156,34 @@ def relabel(world_model: Path | str, mixture, output: Path | str, *, revision: s
 
     feats = latent_features(model.config.latent_dim)
     model_name = wm_id["repo_id"] or wm_id["path"]
-    details = {"model": f"{model_name} (sha256 {wm_id['sha256'][:12]})", "world_model": wm_id, "episode_end": "last frame repeats the previous latent, latent.is_pad = 1",
-               "mixture": mixture.name if mixture is not None else None}
+    details = {
+        "model": f"{model_name} (sha256 {wm_id['sha256'][:12]})",
+        "world_model": wm_id,
+        "episode_end": "last frame repeats the previous latent, latent.is_pad = 1",
+        "mixture": mixture.name if mixture is not None else None,
+    }
     for s, (latents, is_pad), root in zip(sources, results, planned, strict=True):
-        cols = {schema.LATENT: (latents, feats[schema.LATENT]),
-                schema.LATENT_IS_PAD: (is_pad[:, None], feats[schema.LATENT_IS_PAD])}
-        summary.revisions[s.name] = add_columns(s.root, cols, revision=revision, command=command, details=details,
-                                                output_root=root)
+        cols = {
+            schema.LATENT: (latents, feats[schema.LATENT]),
+            schema.LATENT_IS_PAD: (is_pad[:, None], feats[schema.LATENT_IS_PAD]),
+        }
+        summary.revisions[s.name] = add_columns(
+            s.root, cols, revision=revision, command=command, details=details, output_root=root
+        )
     if merged:
-        summary.merged = write_merged(output / "mixture", mixture, sources, results, wm_id, revision, horizon,
-                                      summary.revisions, workers=workers)
+        summary.merged = write_merged(
+            output / "mixture", mixture, sources, results, wm_id, revision, horizon, summary.revisions, workers=workers
+        )
     summary.seconds = time.perf_counter() - t0
     return summary
 
 
 # ---- the merged mixture dataset --------------------------------------------------------------------------------
 
-def merged_features(sources: list[wm_data.Source], latent_dim: int, horizon: int, image_size: int,
-                    arms: int) -> dict[str, dict]:
+
+def merged_features(
+    sources: list[wm_data.Source], latent_dim: int, horizon: int, image_size: int, arms: int
+) -> dict[str, dict]:
     cams = tuple(c for c in schema.CAMERAS if all(schema.image_key(c) in _rgb(s) for s in sources))
     feats = schema.features(arms=arms, image_size=(image_size, image_size), cameras=cams, robot=True)
     feats.update(latent_features(latent_dim))
@@ -179,8 +205,17 @@ def _episode_tasks(root: Path) -> dict[int, str]:
     return {int(e): (list(t)[0] if len(t) else "") for e, t in zip(eps["episode_index"], eps["tasks"], strict=True)}
 
 
-def write_merged(root: Path, mixture, sources: list[wm_data.Source], results, wm_id: dict, revision: str,
-                 horizon: int, revisions: dict[str, Path], workers: int = 1) -> Path:
+def write_merged(
+    root: Path,
+    mixture,
+    sources: list[wm_data.Source],
+    results,
+    wm_id: dict,
+    revision: str,
+    horizon: int,
+    revisions: dict[str, Path],
+    workers: int = 1,
+) -> Path:
     from glam_lerobot.writing import write_dataset
 
     root = Path(root)
@@ -196,38 +231,97 @@ def write_merged(root: Path, mixture, sources: list[wm_data.Source], results, wm
     for i, (s, (latents, is_pad)) in enumerate(zip(sources, results, strict=True)):
         chunk, chunk_pad = latent_chunks(latents, is_pad, s.episode_index, horizon)
         arrays = work / f"source-{i:03d}.npz"
-        np.savez(arrays, latents=latents, is_pad=is_pad, chunk=chunk, chunk_pad=chunk_pad, ee=s.ee_pose,
-                 state=s.state if s.state is not None else np.zeros((len(s), schema.STATE_DIM_PER_ARM * arms), np.float32),
-                 action=s.action if s.action is not None else np.zeros((len(s), schema.STATE_DIM_PER_ARM * arms), np.float32))
+        np.savez(
+            arrays,
+            latents=latents,
+            is_pad=is_pad,
+            chunk=chunk,
+            chunk_pad=chunk_pad,
+            ee=s.ee_pose,
+            state=s.state if s.state is not None else np.zeros((len(s), schema.STATE_DIM_PER_ARM * arms), np.float32),
+            action=s.action
+            if s.action is not None
+            else np.zeros((len(s), schema.STATE_DIM_PER_ARM * arms), np.float32),
+        )
         own = _rgb(s)
         for key in cams:  # RGB is decoded into the cache here even when the world model read masks
             frame_cache.cached_frames(s.root, own[key], progress=False)
         frames = {key: str(_cache_path(s.root, own[key])) for key in cams}
         tasks = _episode_tasks(s.root)
         for ep, start, end in s.episode_bounds():
-            jobs.append({"file": str(s.root), "episode": ep, "source": i, "arrays": str(arrays), "rows": [start, end],
-                         "frames": frames, "image_size": size, "robot": s.is_target, "task": tasks.get(ep, "")})
+            jobs.append(
+                {
+                    "file": str(s.root),
+                    "episode": ep,
+                    "source": i,
+                    "arrays": str(arrays),
+                    "rows": [start, end],
+                    "frames": frames,
+                    "image_size": size,
+                    "robot": s.is_target,
+                    "task": tasks.get(ep, ""),
+                }
+            )
     target = next((s for s in sources if s.is_target), first)
     meta = {k: v for k, v in provenance.read(target.root).items() if k in ("embodiment", "arms", "task")}
-    meta.update({
-        "repo_id": f"local/{mixture.name}-glam" if mixture is not None else "local/mixture-glam",
-        "mixture": mixture.to_dict() if mixture is not None else None,
-        "sources": [{"index": i, "repo_id": s.name, "role": s.role, "revision": s.revision, "root": str(s.root),
-                     "relabelled_revision": revision, "relabelled_root": str(revisions.get(s.name, "")),
-                     "episodes": len(s.episode_bounds()), "frames": len(s)} for i, s in enumerate(sources)],
-        "world_model": wm_id,
-        "latent_dim": d,
-        "horizon": horizon,
-        "columns": {"source": schema.SOURCE, "action_is_real": schema.ACTION_IS_REAL, "latent": schema.LATENT,
-                    "latent_chunk": schema.LATENT_CHUNK, "latent_chunk_is_pad": schema.LATENT_CHUNK_IS_PAD},
-        "history": [{"command": "glam-lerobot relabel", "revision": revision,
-                     "columns": [schema.LATENT, schema.LATENT_IS_PAD, schema.LATENT_CHUNK, schema.LATENT_CHUNK_IS_PAD,
-                                 schema.SOURCE, schema.ACTION_IS_REAL],
-                     "model": f"{wm_id['repo_id'] or wm_id['path']} (sha256 {wm_id['sha256'][:12]})",
-                     "world_model": wm_id}],
-    })
-    write_dataset(root, meta["repo_id"], first.fps, feats, jobs, produce_merged_episode, workers=workers,
-                  glam_meta=meta, robot_type=meta.get("embodiment"), desc="merged mixture")
+    meta.update(
+        {
+            "repo_id": f"local/{mixture.name}-glam" if mixture is not None else "local/mixture-glam",
+            "mixture": mixture.to_dict() if mixture is not None else None,
+            "sources": [
+                {
+                    "index": i,
+                    "repo_id": s.name,
+                    "role": s.role,
+                    "revision": s.revision,
+                    "root": str(s.root),
+                    "relabelled_revision": revision,
+                    "relabelled_root": str(revisions.get(s.name, "")),
+                    "episodes": len(s.episode_bounds()),
+                    "frames": len(s),
+                }
+                for i, s in enumerate(sources)
+            ],
+            "world_model": wm_id,
+            "latent_dim": d,
+            "horizon": horizon,
+            "columns": {
+                "source": schema.SOURCE,
+                "action_is_real": schema.ACTION_IS_REAL,
+                "latent": schema.LATENT,
+                "latent_chunk": schema.LATENT_CHUNK,
+                "latent_chunk_is_pad": schema.LATENT_CHUNK_IS_PAD,
+            },
+            "history": [
+                {
+                    "command": "glam-lerobot relabel",
+                    "revision": revision,
+                    "columns": [
+                        schema.LATENT,
+                        schema.LATENT_IS_PAD,
+                        schema.LATENT_CHUNK,
+                        schema.LATENT_CHUNK_IS_PAD,
+                        schema.SOURCE,
+                        schema.ACTION_IS_REAL,
+                    ],
+                    "model": f"{wm_id['repo_id'] or wm_id['path']} (sha256 {wm_id['sha256'][:12]})",
+                    "world_model": wm_id,
+                }
+            ],
+        }
+    )
+    write_dataset(
+        root,
+        meta["repo_id"],
+        first.fps,
+        feats,
+        jobs,
+        produce_merged_episode,
+        workers=workers,
+        glam_meta=meta,
+        robot_type=meta.get("embodiment"),
+        desc="merged mixture",
+    )
     shutil.rmtree(work, ignore_errors=True)
     return root
 

@@ -71,20 +71,26 @@ class TrainSummary:
 
     def lines(self) -> list[str]:
         terms = ", ".join(f"{k} {v:.4g}" for k, v in self.last.items() if k != "step")
-        return [f"warning: {w}" for w in self.warnings] + self.diagnostics + [
-            f"trained {self.steps - self.resumed_from} steps (to step {self.steps}) on {self.transitions} transitions "
-            f"in {self.seconds:.1f} s: {self.samples_per_second:.0f} samples/s, "
-            f"{self.data_wait_share:.0%} of a step waiting for data",
-            f"last losses: {terms}",
-            f"wrote {self.output}/model.safetensors, config.json, losses.jsonl, training_curve.png"
-            + (", diagnostics.json" if self.gate_passed is not None else ""),
-        ]
+        return (
+            [f"warning: {w}" for w in self.warnings]
+            + self.diagnostics
+            + [
+                f"trained {self.steps - self.resumed_from} steps (to step {self.steps}) on {self.transitions} transitions "
+                f"in {self.seconds:.1f} s: {self.samples_per_second:.0f} samples/s, "
+                f"{self.data_wait_share:.0%} of a step waiting for data",
+                f"last losses: {terms}",
+                f"wrote {self.output}/model.safetensors, config.json, losses.jsonl, training_curve.png"
+                + (", diagnostics.json" if self.gate_passed is not None else ""),
+            ]
+        )
 
 
 def _arms(sources: list[wm_data.Source]) -> int:
     dims = {s.ee_pose.shape[1] for s in sources}
     if len(dims) != 1:
-        raise ValueError(f"datasets disagree on the end-effector pose size: { {s.name: s.ee_pose.shape[1] for s in sources} }")
+        raise ValueError(
+            f"datasets disagree on the end-effector pose size: { {s.name: s.ee_pose.shape[1] for s in sources} }"
+        )
     return dims.pop() // schema.EE_POSE_DIM_PER_ARM
 
 
@@ -104,8 +110,14 @@ def build_config(sources, settings: TrainSettings) -> GLAMConfig:
     )
 
 
-def train_world_model(mixture, output: Path | str, settings: TrainSettings | None = None, resume: bool = False,
-                      progress: bool = True, sources: list | None = None) -> TrainSummary:
+def train_world_model(
+    mixture,
+    output: Path | str,
+    settings: TrainSettings | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    sources: list | None = None,
+) -> TrainSummary:
     """Train (or --resume) GLAM on `mixture` (glam_lerobot.mixture.Mixture) into the folder `output`."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -117,8 +129,9 @@ def train_world_model(mixture, output: Path | str, settings: TrainSettings | Non
     if output.exists() and any(output.iterdir()):
         last = ckpt.latest_checkpoint(output)
         if not resume:
-            raise FileExistsError(f"{output} already holds a training run; pass --resume to continue it, or "
-                                  "choose another --output")
+            raise FileExistsError(
+                f"{output} already holds a training run; pass --resume to continue it, or choose another --output"
+            )
         if last is None:
             raise FileNotFoundError(f"{output}: --resume, but no finished checkpoint in {output}/checkpoints")
         saved = ckpt.read_config(last)
@@ -136,8 +149,12 @@ def train_world_model(mixture, output: Path | str, settings: TrainSettings | Non
     dataset = wm_data.TransitionDataset(sources, config.cameras, config.input, config.image_size, config.arms)
 
     model = build_model(config)
-    model.set_stats({k: {m: torch.from_numpy(v) for m, v in d.items()}
-                     for k, d in wm_data.compute_stats(sources, config.arms).items()})
+    model.set_stats(
+        {
+            k: {m: torch.from_numpy(v) for m, v in d.items()}
+            for k, d in wm_data.compute_stats(sources, config.arms).items()
+        }
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     if state is not None:
         from safetensors.torch import load_file
@@ -148,28 +165,48 @@ def train_world_model(mixture, output: Path | str, settings: TrainSettings | Non
     if state is not None:
         torch.set_rng_state(state["torch_rng"])
 
-    sampler = wm_data.StepBatchSampler(len(dataset), settings.batch_size, settings.steps, settings.seed,
-                                       start_step, accelerator.process_index, dataset.is_target(),
-                                       settings.target_fraction)
+    sampler = wm_data.StepBatchSampler(
+        len(dataset),
+        settings.batch_size,
+        settings.steps,
+        settings.seed,
+        start_step,
+        accelerator.process_index,
+        dataset.is_target(),
+        settings.target_fraction,
+    )
     pairs = None
     if settings.diagnose_target:
         from glam_lerobot.world_model import diagnose as diag
 
         pairs = diag.load_pairs(settings.diagnose_target, settings.diagnose_aux, config.input)
     diag_path = output / "diagnostics.jsonl"
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=_whole_batch,
-                                         num_workers=settings.num_workers,
-                                         # its own generator: creating the loader must not draw from the global
-                                         # RNG, or a resumed run would sample different posterior noise
-                                         generator=torch.Generator().manual_seed(settings.seed))
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=_whole_batch,
+        num_workers=settings.num_workers,
+        # its own generator: creating the loader must not draw from the global
+        # RNG, or a resumed run would sample different posterior noise
+        generator=torch.Generator().manual_seed(settings.seed),
+    )
     run_config = {
         "model_type": config.model,
         "name": f"{config.model}-{mixture.name}" if mixture is not None else config.model,
         "model": config.to_dict(),
         "training": {"settings": vars(settings), "step": start_step},
         "mixture": mixture.to_dict() if mixture is not None else None,
-        "sources": [{"repo_id": s.name, "role": s.role, "revision": s.revision, "root": str(s.root),
-                     "frames": len(s), "transitions": int(len(s.transition_rows()))} for s in sources],
+        "sources": [
+            {
+                "repo_id": s.name,
+                "role": s.role,
+                "revision": s.revision,
+                "root": str(s.root),
+                "frames": len(s),
+                "transitions": int(len(s.transition_rows())),
+            }
+            for s in sources
+        ],
     }
     output.mkdir(parents=True, exist_ok=True)
     losses_path = output / "losses.jsonl"
@@ -184,8 +221,13 @@ def train_world_model(mixture, output: Path | str, settings: TrainSettings | Non
     last: dict = {}
     t0 = time.perf_counter()
     model.train()
-    with Progress(TextColumn("[bold]train-wm"), BarColumn(), TextColumn("{task.completed}/{task.total} {task.description}"),
-                  TimeRemainingColumn(), disable=not progress or not accelerator.is_main_process) as bar:
+    with Progress(
+        TextColumn("[bold]train-wm"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} {task.description}"),
+        TimeRemainingColumn(),
+        disable=not progress or not accelerator.is_main_process,
+    ) as bar:
         task = bar.add_task("", total=settings.steps, completed=start_step)
         step = start_step
         tick = time.perf_counter()
@@ -209,8 +251,11 @@ def train_world_model(mixture, output: Path | str, settings: TrainSettings | Non
                     with losses_path.open("a") as f:
                         f.write(json.dumps(last) + "\n")
                 bar.update(task, completed=step, description=f"loss {terms['loss']:.4f}")
-            if pairs is not None and accelerator.is_main_process and (
-                    step % settings.diagnose_every == 0 or step == settings.steps):
+            if (
+                pairs is not None
+                and accelerator.is_main_process
+                and (step % settings.diagnose_every == 0 or step == settings.steps)
+            ):
                 report = diag.diagnose(accelerator.unwrap_model(model), pairs, replay=False)
                 with diag_path.open("a") as f:
                     f.write(json.dumps({"step": step, **diag.log_row(report)}) + "\n")
@@ -218,8 +263,7 @@ def train_world_model(mixture, output: Path | str, settings: TrainSettings | Non
                 accelerator.wait_for_everyone()
                 if accelerator.is_main_process:
                     run_config["training"]["step"] = step
-                    ckpt.save_training_checkpoint(output, step, accelerator.unwrap_model(model), run_config,
-                                                  optimizer)
+                    ckpt.save_training_checkpoint(output, step, accelerator.unwrap_model(model), run_config, optimizer)
             tick = time.perf_counter()
 
     seconds = time.perf_counter() - t0
@@ -231,21 +275,27 @@ def train_world_model(mixture, output: Path | str, settings: TrainSettings | Non
         from glam_lerobot.world_model.plots import training_curve
 
         if pairs is not None:
-            report = diag.diagnose(accelerator.unwrap_model(model), pairs,
-                                   replay=settings.diagnose_replay and pairs.task is not None)
-            checks = diag.gate(report, read_losses(output) if losses_path.exists() else None,
-                               settings.align_warmup)
+            report = diag.diagnose(
+                accelerator.unwrap_model(model), pairs, replay=settings.diagnose_replay and pairs.task is not None
+            )
+            checks = diag.gate(report, read_losses(output) if losses_path.exists() else None, settings.align_warmup)
             diag.write(report, checks, output)
             diag_lines, passed = diag.lines(report, checks), all(c["passed"] for c in checks)
         if losses_path.exists():
-            training_curve(losses_path, output / "training_curve.png",
-                           diag_path if diag_path.exists() else None)
+            training_curve(losses_path, output / "training_curve.png", diag_path if diag_path.exists() else None)
         _model_card(output, run_config)
     return TrainSummary(
-        output=output, steps=step, resumed_from=start_step, last=last,
+        output=output,
+        steps=step,
+        resumed_from=start_step,
+        last=last,
         samples_per_second=done * settings.batch_size * accelerator.num_processes / max(seconds, 1e-9),
-        data_wait_share=wait_s / max(wait_s + compute_s, 1e-9), seconds=seconds, transitions=len(dataset),
-        diagnostics=diag_lines, gate_passed=passed, warnings=input_warnings(config),
+        data_wait_share=wait_s / max(wait_s + compute_s, 1e-9),
+        seconds=seconds,
+        transitions=len(dataset),
+        diagnostics=diag_lines,
+        gate_passed=passed,
+        warnings=input_warnings(config),
     )
 
 
@@ -255,8 +305,10 @@ MIN_MASK_SIZE = 64
 def input_warnings(config: GLAMConfig) -> list[str]:
     """What about the model's input is known to defeat it (measured on our sim)."""
     if config.input == "masks" and config.image_size < MIN_MASK_SIZE:
-        return [f"masks at {config.image_size} px: objects are a few pixels wide (at 32 px the overhead mask had a "
-                f"median of 1-2 object pixels and a quarter of the frames were empty); use >= {MIN_MASK_SIZE} px"]
+        return [
+            f"masks at {config.image_size} px: objects are a few pixels wide (at 32 px the overhead mask had a "
+            f"median of 1-2 object pixels and a quarter of the frames were empty); use >= {MIN_MASK_SIZE} px"
+        ]
     return []
 
 

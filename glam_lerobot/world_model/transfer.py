@@ -37,10 +37,12 @@ class TransferReport:
     def lines(self) -> list[str]:
         out = []
         for name, s in self.per_source.items():
-            out.append(f"{name} ({s['embodiment']}): success {s['successes']}/{s['episodes']} "
-                       f"({s['success_rate']:.0%}), object error mean {s['object_error_mean']:.3f} m, "
-                       f"final {s['object_error_final']:.3f} m; end-effector path error {s['ee_error_mean']:.3f} m "
-                       f"(an arm that stays still: {s['ee_error_if_still']:.3f} m)")
+            out.append(
+                f"{name} ({s['embodiment']}): success {s['successes']}/{s['episodes']} "
+                f"({s['success_rate']:.0%}), object error mean {s['object_error_mean']:.3f} m, "
+                f"final {s['object_error_final']:.3f} m; end-effector path error {s['ee_error_mean']:.3f} m "
+                f"(an arm that stays still: {s['ee_error_if_still']:.3f} m)"
+            )
         if self.output:
             out.append(f"wrote {self.output}/transfer.json and one PNG strip per episode")
         return out
@@ -55,9 +57,17 @@ def decode_latents_to_kinova(model, latents: np.ndarray, task: str, seed: int, i
     return rollout_actions(task, seed, rel, image_size, relative=True)
 
 
-def transfer(world_model: Path | str, roots: list[Path | str], episodes: list[int] | None, output: Path | str,
-             *, camera_map: dict[str, str] | None = None, strip_camera: str = "overhead",
-             image_size: int | None = None, progress: bool = True) -> TransferReport:
+def transfer(
+    world_model: Path | str,
+    roots: list[Path | str],
+    episodes: list[int] | None,
+    output: Path | str,
+    *,
+    camera_map: dict[str, str] | None = None,
+    strip_camera: str = "overhead",
+    image_size: int | None = None,
+    progress: bool = True,
+) -> TransferReport:
     from rich.progress import Progress
 
     from glam_lerobot.sim import tasks
@@ -71,13 +81,16 @@ def transfer(world_model: Path | str, roots: list[Path | str], episodes: list[in
     for root in map(Path, roots):
         meta = provenance.read(root)
         if "episode_seeds" not in meta or "task" not in meta:
-            raise ValueError(f"{root}/meta/glam.json: no 'task'/'episode_seeds': transfer replays simulated "
-                             "episodes from their seed (record them with `glam-lerobot sim record`)")
+            raise ValueError(
+                f"{root}/meta/glam.json: no 'task'/'episode_seeds': transfer replays simulated "
+                "episodes from their seed (record them with `glam-lerobot sim record`)"
+            )
         task, embodiment, seeds = meta["task"], meta.get("embodiment", "?"), meta["episode_seeds"]
         name = meta.get("repo_id", root.name)
         # role "auxiliary": only observations are needed, whatever the source
-        source = wm_data.load_source(root, name, "auxiliary", meta.get("revision"), model.config.input,
-                                     camera_map, progress)
+        source = wm_data.load_source(
+            root, name, "auxiliary", meta.get("revision"), model.config.input, camera_map, progress
+        )
         latents, _ = infer_source_latents(model, source)
         bounds = {ep: (a, b) for ep, a, b in source.episode_bounds()}
         chosen = episodes if episodes is not None else sorted(bounds)
@@ -92,11 +105,16 @@ def transfer(world_model: Path | str, roots: list[Path | str], episodes: list[in
             for ep in chosen:
                 a, b = bounds[ep]
                 out = decode_latents_to_kinova(model, latents[a : b - 1], task, int(seeds[ep]), size)
-                orig = tasks.object_positions(task, embodiment, read_episode(root, ep, [schema.SIM_QPOS])[schema.SIM_QPOS])
+                orig = tasks.object_positions(
+                    task, embodiment, read_episode(root, ep, [schema.SIM_QPOS])[schema.SIM_QPOS]
+                )
                 errs = {k: np.linalg.norm(out["object_positions"][k][: b - a] - orig[k], axis=1) for k in orig}
                 ee_err, ee_static = _ee_errors(source.ee_pose[a:b], out["ee_pose"][: b - a])
                 row = {
-                    "source": name, "embodiment": embodiment, "episode": ep, "seed": int(seeds[ep]),
+                    "source": name,
+                    "embodiment": embodiment,
+                    "episode": ep,
+                    "seed": int(seeds[ep]),
                     "success": out["success"],
                     "object_error_mean": float(np.mean([e.mean() for e in errs.values()])),
                     "object_error_final": float(np.mean([e[-1] for e in errs.values()])),
@@ -105,15 +123,20 @@ def transfer(world_model: Path | str, roots: list[Path | str], episodes: list[in
                 }
                 cam = strip_camera if strip_camera in rgb else next(iter(rgb))
                 png = output / f"{name.replace('/', '_')}_ep{ep:04d}.png"
-                replay_strip(np.asarray(rgb[cam][a:b]), out["frames"][cam], png,
-                             title=f"{name} episode {ep} ({embodiment}) -> Kinova: "
-                                   f"{'success' if out['success'] else 'failure'}")
+                replay_strip(
+                    np.asarray(rgb[cam][a:b]),
+                    out["frames"][cam],
+                    png,
+                    title=f"{name} episode {ep} ({embodiment}) -> Kinova: {'success' if out['success'] else 'failure'}",
+                )
                 row["png"] = str(png)
                 rows.append(row)
                 bar.update(t, advance=1)
         report.rows += rows
         report.per_source[name] = {
-            "embodiment": embodiment, "task": task, "episodes": len(rows),
+            "embodiment": embodiment,
+            "task": task,
+            "episodes": len(rows),
             "successes": int(sum(r["success"] for r in rows)),
             "success_rate": float(np.mean([r["success"] for r in rows])),
             "object_error_mean": float(np.mean([r["object_error_mean"] for r in rows])),
@@ -121,11 +144,14 @@ def transfer(world_model: Path | str, roots: list[Path | str], episodes: list[in
             "ee_error_mean": float(np.mean([r["ee_error_mean"] for r in rows])),
             "ee_error_if_still": float(np.mean([r["ee_error_if_still"] for r in rows])),
         }
-    (output / "transfer.json").write_text(json.dumps(
-        {"world_model": ckpt.identity(world_model), "per_source": report.per_source, "episodes": report.rows},
-        indent=2) + "\n")
+    (output / "transfer.json").write_text(
+        json.dumps(
+            {"world_model": ckpt.identity(world_model), "per_source": report.per_source, "episodes": report.rows},
+            indent=2,
+        )
+        + "\n"
+    )
     return report
-
 
 
 def _ee_errors(original: np.ndarray, replay: np.ndarray) -> tuple[float, float]:

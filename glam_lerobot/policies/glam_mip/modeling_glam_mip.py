@@ -27,8 +27,12 @@ from glam_lerobot.policies.mip_core import mip_loss, mip_sample
 class GlamMipModel(MipModel):
     def __init__(self, config: GlamMipConfig, proprio_dim: int, action_dim: int):
         super().__init__(config, proprio_dim, config.latent_dim)
-        self.decoder = MLP(config.chunk_size * config.latent_dim, config.chunk_size * action_dim,
-                           config.decoder_width, config.decoder_layers)
+        self.decoder = MLP(
+            config.chunk_size * config.latent_dim,
+            config.chunk_size * action_dim,
+            config.decoder_width,
+            config.decoder_layers,
+        )
 
 
 class GlamMipPolicy(MipPolicy):
@@ -42,17 +46,21 @@ class GlamMipPolicy(MipPolicy):
         # relabel records the chunk horizon it wrote; a policy with another chunk_size would misread latent.chunk
         horizon = provenance.read(dataset_meta.root).get("horizon")
         if horizon is not None and int(horizon) != self.config.chunk_size:
-            raise ValueError(f"{dataset_meta.root}: latent.chunk holds {horizon} latents per frame (meta/glam.json "
-                             f"horizon) but the policy's chunk_size is {self.config.chunk_size}: pass "
-                             f"--policy.chunk_size={horizon} or relabel with --horizon {self.config.chunk_size}")
+            raise ValueError(
+                f"{dataset_meta.root}: latent.chunk holds {horizon} latents per frame (meta/glam.json "
+                f"horizon) but the policy's chunk_size is {self.config.chunk_size}: pass "
+                f"--policy.chunk_size={horizon} or relabel with --horizon {self.config.chunk_size}"
+            )
         stats = compute_policy_stats(dataset_meta.root, dataset_meta.features, self.config.chunk_size, latent=True)
         self.config.latent_dim = int(len(stats["latent"]["min"]))
         return stats
 
     def _build_extra_normalisers(self) -> None:
         if not self.config.latent_dim:
-            raise ValueError("glam_mip needs latent_dim: train it on a relabelled mixture (latent.chunk column) or "
-                             "load a trained checkpoint")
+            raise ValueError(
+                "glam_mip needs latent_dim: train it on a relabelled mixture (latent.chunk column) or "
+                "load a trained checkpoint"
+            )
         self.latent_norm = MinMax(self.config.latent_dim)
 
     def _load_stats(self, stats: dict) -> None:
@@ -76,8 +84,10 @@ class GlamMipPolicy(MipPolicy):
         h, d = self.config.chunk_size, self.config.latent_dim
         cond = self._condition(self.model, batch)
         if schema.LATENT_CHUNK not in batch:
-            raise KeyError(f"the training batch has no `{schema.LATENT_CHUNK}`: glam_mip trains on a relabelled "
-                           "mixture (see `glam-lerobot relabel`)")
+            raise KeyError(
+                f"the training batch has no `{schema.LATENT_CHUNK}`: glam_mip trains on a relabelled "
+                "mixture (see `glam-lerobot relabel`)"
+            )
         latents = self.latent_norm(batch[schema.LATENT_CHUNK].to(cond.device, cond.dtype).reshape(-1, h, d))
         pad = batch.get(schema.LATENT_CHUNK_IS_PAD)
         latent_mask = None if pad is None else 1.0 - pad.to(cond.device, cond.dtype).reshape(-1, h)
@@ -85,8 +95,11 @@ class GlamMipPolicy(MipPolicy):
         decoded = self.model.decoder(latent_pred.flatten(1)).view(-1, h, self.action_dim)
         action_loss = self._masked_action_error(decoded, self.action_norm(self._relative_chunk(batch)), batch)
         loss = self.config.loss_scale * latent_loss + self.config.action_loss_weight * action_loss
-        info.update(latent_loss=latent_loss.item(), action_loss=action_loss.item(),
-                    real_fraction=self._real(batch, cond).mean().item())
+        info.update(
+            latent_loss=latent_loss.item(),
+            action_loss=action_loss.item(),
+            real_fraction=self._real(batch, cond).mean().item(),
+        )
         return loss, info
 
     def _sample_normalised_relative(self, model: nn.Module, cond: Tensor) -> Tensor:
@@ -101,4 +114,3 @@ class GlamMipPolicy(MipPolicy):
         cond = self._condition(model, batch)
         z = mip_sample(model.mip, cond, (self.config.chunk_size, self.config.latent_dim), self.config.t_star)
         return self.latent_norm.inverse(z)
-

@@ -67,14 +67,14 @@ class MipConfig(PreTrainedConfig):
         if self.n_obs_steps != 1:
             raise ValueError(f"{self.type} uses the current observation only; got n_obs_steps={self.n_obs_steps}")
         if not 1 <= self.n_action_steps <= self.chunk_size:
-            raise ValueError(f"n_action_steps must be in [1, chunk_size={self.chunk_size}], "
-                             f"got {self.n_action_steps}")
+            raise ValueError(f"n_action_steps must be in [1, chunk_size={self.chunk_size}], got {self.n_action_steps}")
         if not 0.0 < self.t_star < 1.0:
             raise ValueError(f"t_star must be in (0, 1), got {self.t_star}")
 
     def get_optimizer_preset(self) -> AdamWConfig:
-        return AdamWConfig(lr=self.optimizer_lr, weight_decay=self.optimizer_weight_decay,
-                           grad_clip_norm=self.optimizer_grad_clip_norm)
+        return AdamWConfig(
+            lr=self.optimizer_lr, weight_decay=self.optimizer_weight_decay, grad_clip_norm=self.optimizer_grad_clip_norm
+        )
 
     def get_scheduler_preset(self) -> None:
         return None
@@ -83,8 +83,9 @@ class MipConfig(PreTrainedConfig):
         needed = [schema.image_key(c) for c in self.cameras] + [schema.EE_POSE]
         missing = [k for k in needed if k not in (self.input_features or {})]
         if missing:
-            raise ValueError(f"{self.type} needs the inputs {missing}; the dataset/env provides "
-                             f"{sorted(self.input_features or {})}")
+            raise ValueError(
+                f"{self.type} needs the inputs {missing}; the dataset/env provides {sorted(self.input_features or {})}"
+            )
         if schema.ACTION not in (self.output_features or {}):
             raise ValueError(f"{self.type} needs an `{schema.ACTION}` output feature")
 

@@ -52,8 +52,9 @@ class ObservationEncoder(nn.Module):
     def __init__(self, config: MipConfig, proprio_dim: int):
         super().__init__()
         self.vision = make_vision_encoder(config.vision_backbone, config.dinov2_image_size, tuple(config.cnn_channels))
-        self.projector = VisionProjector(len(config.cameras) * self.vision.out_dim, config.projector_hidden,
-                                         config.projector_dim)
+        self.projector = VisionProjector(
+            len(config.cameras) * self.vision.out_dim, config.projector_hidden, config.projector_dim
+        )
         self.out_dim = config.projector_dim + proprio_dim
 
     def forward(self, images: list[Tensor], proprio: Tensor) -> Tensor:
@@ -67,8 +68,7 @@ class MipModel(nn.Module):
     def __init__(self, config: MipConfig, proprio_dim: int, chunk_dim: int):
         super().__init__()
         self.encoder = ObservationEncoder(config, proprio_dim)
-        self.mip = MipNetwork(config.chunk_size, chunk_dim, self.encoder.out_dim, config.mip_width,
-                              config.mip_blocks)
+        self.mip = MipNetwork(config.chunk_size, chunk_dim, self.encoder.out_dim, config.mip_width, config.mip_blocks)
 
 
 class MipPolicy(PreTrainedPolicy):
@@ -97,8 +97,10 @@ class MipPolicy(PreTrainedPolicy):
         self.model = self._build_model()
         if config.vision_backbone == "dinov2_s14" and dataset_meta is not None and not config.pretrained_path:
             if not config.dinov2_weights:  # fresh training: start from the pretrained DINOv2, as the paper does
-                raise ValueError("vision_backbone=dinov2_s14 needs --policy.dinov2_weights=<path to "
-                                 "dinov2_vits14_pretrain.pth or a .safetensors export>")
+                raise ValueError(
+                    "vision_backbone=dinov2_s14 needs --policy.dinov2_weights=<path to "
+                    "dinov2_vits14_pretrain.pth or a .safetensors export>"
+                )
             self.model.encoder.vision.load_weights(config.dinov2_weights)
         self.ema_model = deepcopy(self.model).requires_grad_(False)
         self.register_buffer("ema_steps", torch.zeros((), dtype=torch.long))
