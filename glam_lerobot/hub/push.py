@@ -1,0 +1,372 @@
+"""Push a dataset or a world-model folder as one commit on its own revision (the rules: glam_lerobot.hub)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from glam_lerobot import provenance
+from glam_lerobot.hub.client import (
+    CODEBASE_TAG,
+    MODEL_CONFIGS,
+    MODEL_IGNORE,
+    MODEL_WEIGHTS,
+    PUSH_MARK,
+    STAGING_PREFIX,
+    HubError,
+    _call,
+    _git_blob_sha1,
+    _local_files,
+    _mb,
+    _refs,
+    _remote_files,
+    api,
+    folder_kind,
+)
+
+
+@dataclass
+class PushSummary:
+    repo_id: str
+    repo_type: str
+    branch: str
+    tags: list[str]
+    commit: str | None  # None when nothing changed
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    bytes_sent: int = 0
+
+    def lines(self) -> list[str]:
+        where = f"{self.repo_type} {self.repo_id}@{self.branch}"
+        if self.commit is None:
+            return [f"{where}: already up to date ({self.unchanged} files), tags {', '.join(self.tags) or '-'}"]
+        return [
+            f"{where}: commit {self.commit[:12]}, tags {', '.join(self.tags) or '-'}",
+            f"  {len(self.added)} added, {len(self.changed)} changed, {len(self.deleted)} deleted, "
+            f"{self.unchanged} unchanged; {_mb(self.bytes_sent)} sent",
+        ]
+
+
+def validate_dataset(root: Path | str, repo_id: str = "local/validate") -> dict:
+    """Load the dataset with LeRobot and check meta/info.json and meta/episodes against the data.
+
+    Returns info.json. Raises HubError naming the file and field of the first problem.
+    """
+    root = Path(root)
+    info_path = root / "meta" / "info.json"
+    try:
+        info = json.loads(info_path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise HubError(f"{info_path}: not readable as JSON ({e})") from e
+    for key in ("codebase_version", "fps", "features", "total_episodes", "total_frames"):
+        if key not in info:
+            raise HubError(f"{info_path}: missing field '{key}'")
+    if not str(info["codebase_version"]).startswith("v3."):
+        raise HubError(
+            f"{info_path}: codebase_version {info['codebase_version']!r}; only LeRobot v3 datasets "
+            "are supported (convert with lerobot's convert_dataset_v21_to_v30)"
+        )
+    from lerobot.datasets.dataset_metadata import LeRobotDatasetMetadata
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    try:
+        meta = LeRobotDatasetMetadata(repo_id, root=root)
+    except Exception as e:
+        raise HubError(f"{root}/meta: LeRobot cannot read the metadata: {type(e).__name__}: {e}") from e
+    # Every file meta/episodes points at must be here: LeRobot would otherwise try to download it.
+    for row in meta.episodes:
+        ep = row["episode_index"]
+        path = root / meta.get_data_file_path(ep)
+        if not path.is_file():
+            raise HubError(f"{path}: data of episode {ep} is missing (listed in meta/episodes)")
+        for vkey in meta.video_keys:
+            path = root / meta.get_video_file_path(ep, vkey)
+            if not path.is_file():
+                raise HubError(f"{path}: video of episode {ep} field '{vkey}' is missing")
+    try:
+        ds = LeRobotDataset(repo_id, root=root, download_videos=False, video_backend="pyav")  # no torchcodec probe
+    except Exception as e:  # LeRobot raises many kinds; all mean "this folder does not load"
+        raise HubError(f"{root}: LeRobot cannot load this dataset: {type(e).__name__}: {e}") from e
+    episodes = ds.meta.episodes
+    n_rows = len(ds.hf_dataset)
+    if info["total_episodes"] != len(episodes):
+        raise HubError(
+            f"{info_path}: total_episodes is {info['total_episodes']} but meta/episodes lists {len(episodes)} episodes"
+        )
+    if info["total_frames"] != n_rows:
+        raise HubError(f"{info_path}: total_frames is {info['total_frames']} but data/ holds {n_rows} frames")
+    lengths = sum(int(x) for x in episodes["length"])
+    if lengths != n_rows:
+        raise HubError(f"{root}/meta/episodes: episode lengths add up to {lengths} but data/ holds {n_rows} frames")
+    data_eps = {int(x) for x in ds.hf_dataset.unique("episode_index")}
+    listed = {int(x) for x in episodes["episode_index"]}
+    if data_eps != listed:
+        raise HubError(
+            f"{root}/data: episode_index values {sorted(data_eps ^ listed)[:5]} are in the data or in "
+            "meta/episodes but not both"
+        )
+    columns = set(ds.hf_dataset.column_names)
+    for key, ft in info["features"].items():
+        if ft.get("dtype") != "video" and key not in columns:
+            raise HubError(f"{info_path}: feature '{key}' has no column in data/")
+    return info
+
+
+def push(
+    folder: Path | str,
+    repo_id: str,
+    revision: str | None = None,
+    *,
+    private: bool | None = None,
+    token: str | None = None,
+    endpoint: str | None = None,
+    message: str | None = None,
+) -> PushSummary:
+    """Push a dataset or a world-model checkpoint folder (detected from its files)."""
+    if folder_kind(folder) == "dataset":
+        return push_dataset(folder, repo_id, revision, private=private, token=token, endpoint=endpoint, message=message)
+    return push_model(folder, repo_id, revision, private=private, token=token, endpoint=endpoint, message=message)
+
+
+def dataset_branch(glam: dict, revision: str | None) -> tuple[str, bool]:
+    """(branch, derived) for a dataset whose meta/glam.json is `glam`, pushed with `--revision revision`."""
+    parent = glam.get("parent")
+    if revision == CODEBASE_TAG:
+        raise HubError(f"{CODEBASE_TAG!r} is LeRobot's version tag, not a branch name; choose another --revision")
+    if not parent:
+        return revision or "main", False
+    name = revision or glam.get("revision")
+    if not name:
+        raise HubError(
+            "a derived dataset (meta/glam.json has a parent) needs a revision name: pass --revision "
+            "or record `revision` in meta/glam.json"
+        )
+    parent_rev = parent.get("revision") if isinstance(parent, dict) else None
+    if name in ("main", CODEBASE_TAG) or (parent_rev and name == parent_rev):
+        raise HubError(
+            f"a derived dataset goes to its own branch, never over its parent: revision {name!r} "
+            f"is {'the parent revision' if name == parent_rev else 'reserved'}; choose a new name"
+        )
+    return name, True
+
+
+def push_dataset(
+    root: Path | str,
+    repo_id: str,
+    revision: str | None = None,
+    *,
+    private: bool | None = None,
+    token: str | None = None,
+    endpoint: str | None = None,
+    message: str | None = None,
+) -> PushSummary:
+    """Validate, then push the LeRobot dataset at `root` as one commit (see the module docstring for branches)."""
+    from glam_lerobot import cards
+
+    root = Path(root)
+    validate_dataset(root, repo_id)
+    glam = provenance.read(root)
+    branch, derived = dataset_branch(glam, revision)
+    parent = glam.get("parent") if isinstance(glam.get("parent"), dict) else {}
+    start = None
+    if derived and parent.get("repo_id") == repo_id and parent.get("revision"):
+        start = parent["revision"]  # the new branch starts at its parent: history shows the lineage
+    if derived:
+        tags = [branch]
+    else:
+        tags = [CODEBASE_TAG] if branch == "main" else [branch]
+    card = cards.dataset_card_text(root, repo_id).encode()
+    summary = _push_folder(
+        root,
+        repo_id,
+        "dataset",
+        branch,
+        tags=tags,
+        start=start,
+        readme=card,
+        private=private,
+        token=token,
+        endpoint=endpoint,
+        message=message or _dataset_message(glam, branch, derived),
+    )
+    return summary
+
+
+def _dataset_message(glam: dict, branch: str, derived: bool) -> str:
+    if not derived:
+        return f"Upload dataset ({glam.get('embodiment') or 'LeRobot'} {glam.get('task') or ''})".strip()
+    step = (glam.get("history") or [{}])[-1]
+    cols = step.get("columns") or []
+    return f"Revision {branch}: " + (f"add {', '.join(cols)}" if cols else "derived dataset")
+
+
+def push_model(
+    folder: Path | str,
+    repo_id: str,
+    revision: str | None = None,
+    *,
+    private: bool | None = None,
+    token: str | None = None,
+    endpoint: str | None = None,
+    message: str | None = None,
+) -> PushSummary:
+    """Push a world-model checkpoint folder (model.safetensors + config) to a model repo, with a model card."""
+    from glam_lerobot import cards
+
+    folder = Path(folder)
+    if folder_kind(folder) != "model":
+        raise HubError(f"{folder}: not a world-model checkpoint")
+    config_path = next(folder / c for c in MODEL_CONFIGS if (folder / c).is_file())
+    try:
+        import yaml
+
+        config = (
+            json.loads(config_path.read_text())
+            if config_path.suffix == ".json"
+            else yaml.safe_load(config_path.read_text())
+        )
+    except Exception as e:
+        raise HubError(f"{config_path}: not readable ({e})") from e
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(folder / MODEL_WEIGHTS), "np") as f:
+            f.keys()
+    except Exception as e:
+        raise HubError(f"{folder / MODEL_WEIGHTS}: not a readable safetensors file ({e})") from e
+    branch = revision or "main"
+    readme = None if (folder / "README.md").is_file() else cards.model_card_text(folder, config, repo_id).encode()
+    return _push_folder(
+        folder,
+        repo_id,
+        "model",
+        branch,
+        tags=[],
+        start=None,
+        readme=readme,
+        private=private,
+        token=token,
+        endpoint=endpoint,
+        message=message or "Upload GLAM world model",
+    )
+
+
+def _push_folder(
+    folder: Path,
+    repo_id: str,
+    repo_type: str,
+    branch: str,
+    *,
+    tags: list[str],
+    start: str | None,
+    readme: bytes | None,
+    private: bool | None,
+    token: str | None,
+    endpoint: str | None,
+    message: str,
+) -> PushSummary:
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    what = f"push {folder} to {repo_type} {repo_id}@{branch}"
+    hf = api(token, endpoint)
+    # Everything that can be checked is checked before the first byte moves.
+    _call(what, endpoint, hf.whoami)
+    _call(what, endpoint, hf.create_repo, repo_id, repo_type=repo_type, private=private, exist_ok=True)
+    branches, _ = _call(what, endpoint, _refs, hf, repo_id, repo_type)
+    if start is not None and start not in branches:
+        _, tag_map = _refs(hf, repo_id, repo_type)
+        if start not in tag_map:
+            start = None  # the parent lives elsewhere (another repo or only locally): branch from main
+    new_branch = branch not in branches
+    base = start or "main"
+    remote = _call(what, endpoint, _remote_files, hf, repo_id, repo_type, base if new_branch else branch)
+
+    local = _local_files(folder, MODEL_IGNORE if repo_type == "model" else ())
+    contents: dict[str, bytes | Path] = dict(local)
+    if readme is not None:
+        contents["README.md"] = readme
+    summary = PushSummary(repo_id, repo_type, branch, tags, commit=None)
+    additions = []
+    for rel, src in contents.items():
+        # CommitOperationAdd hashes the file (sha256) once; the git sha1 is only needed for small regular files.
+        op = CommitOperationAdd(path_in_repo=rel, path_or_fileobj=src if isinstance(src, bytes) else str(src))
+        old = remote.get(rel)
+        if old is not None:
+            oid, is_lfs = old
+            if oid == (op.upload_info.sha256.hex() if is_lfs else _git_blob_sha1(src)):
+                summary.unchanged += 1
+                continue
+        (summary.changed if old else summary.added).append(rel)
+        summary.bytes_sent += op.upload_info.size
+        additions.append(op)
+    keep = set(contents) | {".gitattributes"}
+    summary.deleted = sorted(p for p in remote if p not in keep)
+    deletions = [CommitOperationDelete(path_in_repo=p) for p in summary.deleted]
+
+    if additions:
+        # LFS objects first, against a branch that already exists: a push that dies here leaves no trace.
+        _call(
+            what,
+            endpoint,
+            hf.preupload_lfs_files,
+            repo_id,
+            additions=additions,
+            repo_type=repo_type,
+            revision="main" if new_branch else branch,
+        )
+    staging = STAGING_PREFIX + branch
+    if staging in branches:  # left by an earlier push of this revision that died (or could not clean up)
+        _call(what, endpoint, hf.delete_branch, repo_id, branch=staging, repo_type=repo_type)
+    if new_branch and (additions or deletions):
+        # A new revision appears in one step: the commit lands on a staging branch, and only then does the
+        # branch with the revision's name get created, at that commit. A push that dies half way leaves no
+        # branch named like a finished revision, only the staging branch, which the next push removes.
+        _call(what, endpoint, hf.create_branch, repo_id, branch=staging, revision=base, repo_type=repo_type)
+        info = _call(
+            what,
+            endpoint,
+            hf.create_commit,
+            repo_id,
+            operations=additions + deletions,
+            commit_message=message,
+            commit_description=PUSH_MARK,
+            repo_type=repo_type,
+            revision=staging,
+        )
+        _call(what, endpoint, hf.create_branch, repo_id, branch=branch, revision=info.oid, repo_type=repo_type)
+        # the revision is complete; should this fail, `revisions` hides the leftover and the next push removes it
+        with contextlib.suppress(Exception):
+            hf.delete_branch(repo_id, branch=staging, repo_type=repo_type)
+        summary.commit = info.oid
+    elif new_branch:  # nothing differs from the start: the revision is its start commit
+        _call(what, endpoint, hf.create_branch, repo_id, branch=branch, revision=base, repo_type=repo_type)
+    elif additions or deletions:
+        info = _call(
+            what,
+            endpoint,
+            hf.create_commit,
+            repo_id,
+            operations=additions + deletions,
+            commit_message=message,
+            commit_description=PUSH_MARK,
+            repo_type=repo_type,
+            revision=branch,
+        )
+        summary.commit = info.oid
+    for tag in tags:
+        _retag(hf, repo_id, repo_type, tag, branch, what, endpoint)
+    return summary
+
+
+def _retag(hf, repo_id: str, repo_type: str, tag: str, branch: str, what: str, endpoint: str | None) -> None:
+    """Point `tag` at the head of `branch` (moving it if it pointed elsewhere, as LeRobot does with v3.0)."""
+    branches, tags = _call(what, endpoint, _refs, hf, repo_id, repo_type)
+    if tags.get(tag) == branches[branch]:
+        return
+    if tag in tags:
+        _call(what, endpoint, hf.delete_tag, repo_id, tag=tag, repo_type=repo_type)
+    _call(what, endpoint, hf.create_tag, repo_id, tag=tag, revision=branches[branch], repo_type=repo_type)
