@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -281,6 +280,9 @@ class Data:
                 roots=roots,
                 aggr_root=tmp,
             )
+            from glam_lerobot.writing import refresh_index_stats
+
+            refresh_index_stats(tmp)
             tmp.rename(root)
         return f"bench/target-first{chunks}", root
 
@@ -311,33 +313,6 @@ class Data:
 # ---- one run ---------------------------------------------------------------------------------------------------
 
 
-def _done(folder: Path) -> bool:
-    return (folder / ".done").is_file()
-
-
-def _mark(folder: Path, info: dict | None = None) -> None:
-    (folder / ".done").write_text(json.dumps(info or {}, default=str) + "\n")
-
-
-def _fresh(folder: Path) -> Path:
-    """An unfinished step's leftovers are removed before it runs again (its tools refuse existing outputs)."""
-    if folder.exists():
-        shutil.rmtree(folder)
-    return folder
-
-
-def _lerobot(cmd: str, args: list[str], log: Path, threads: int | None) -> None:
-    exe = Path(sys.executable).with_name(cmd)
-    from glam_lerobot.runtime import subprocess_env
-
-    env = {**subprocess_env(threads), "SVT_LOG": os.environ.get("SVT_LOG", "1")}
-    with log.open("w") as f:
-        proc = subprocess.run([str(exe), *args], stdout=f, stderr=subprocess.STDOUT, env=env)
-    if proc.returncode != 0:
-        tail = log.read_text()[-3000:]
-        raise RuntimeError(f"{cmd} failed (exit {proc.returncode}); log {log}:\n{tail}")
-
-
 def _device() -> str:
     import torch
 
@@ -351,123 +326,118 @@ def _loader_workers() -> int:
     return 1 if _device() == "cpu" else max(1, min(8, (os.cpu_count() or 2) - 2))
 
 
+def run_recipe_data(run: Run, data: Data, scale: Scale, folder: Path) -> dict:
+    """One run as a pipeline recipe (the same stages `glam-lerobot pipeline run` executes, with its markers and
+    resume): [mixture -> train_wm -> relabel ->] train_policy -> evaluate, in `folder`."""
+    stages: list[dict] = []
+    if run.world_model:
+        mix = data.mixture(run, with_aux=run.uses_aux)
+        stages += [
+            {
+                "name": "mixture",
+                "run": "mixture",
+                "with": {
+                    "name": mix.name,
+                    "target": [str(d.root) for d in mix.target],
+                    "auxiliary": [str(d.root) for d in mix.auxiliary],
+                },
+                "outputs": {"mixture": "${workdir}/mixture.yaml"},
+            },
+            {
+                "name": "world_model",
+                "run": "train_wm",
+                "with": {
+                    "mixture": "${mixture.mixture}",
+                    "method": run.world_model,
+                    "input": run.input,
+                    "steps": scale.wm_steps,
+                    "batch_size": scale.wm_batch,
+                    "seed": run.seed,
+                    "image_size": scale.image_size,
+                    "save_every": max(scale.wm_steps // 5, 1),
+                    "threads": scale.threads,
+                },
+                "outputs": {"world_model": "${workdir}/wm"},
+            },
+            {
+                "name": "relabel",
+                "run": "relabel",
+                "with": {
+                    "world_model": "${world_model.world_model}",
+                    "mixture": "${mixture.mixture}",
+                    "revision": "latents",
+                },
+                "outputs": {"output": "${workdir}/relabel"},
+            },
+        ]
+        dataset, policy_type = "${relabel.merged}", "glam_mip"
+    else:
+        dataset, policy_type = str(data.target_dataset(run.target_chunks)[1]), "mip"
+    stages += [
+        {
+            "name": "policy",
+            "run": "train_policy",
+            "with": {
+                "dataset": dataset,
+                "policy": policy_type,
+                "steps": scale.policy_steps,
+                "batch_size": scale.policy_batch,
+                "num_workers": _loader_workers(),
+                "seed": run.seed,
+                "device": _device(),
+                "log_freq": max(scale.policy_steps // 20, 1),
+                "save_freq": scale.policy_steps,
+                "threads": scale.threads,
+                "args": {"policy.mip_blocks": scale.mip_blocks, "policy.n_action_steps": scale.n_action_steps},
+            },
+            "outputs": {"policy": "${workdir}/policy"},
+        },
+        {
+            "name": "evaluate",
+            "run": "evaluate",
+            "with": {
+                "policy": "${policy.policy}",
+                "task": data.task,
+                "episodes": scale.eval_episodes,
+                "image_size": scale.image_size,
+                "episode_length": scale.eval_episode_length,
+                "seed": EVAL_SEED0 + 1000 * run.seed,
+                "device": _device(),
+                "threads": scale.threads,
+            },
+            "outputs": {"eval": "${workdir}/eval"},
+        },
+    ]
+    return {"name": f"{run.name}-seed-{run.seed}", "vars": {"workdir": str(folder)}, "stages": stages}
+
+
 def execute(run: Run, data: Data, scale: Scale, out: Path, log=print) -> dict:
-    """Train and evaluate one run in out/runs/<run.name>/seed-<seed>/ (skipping finished steps)."""
+    """Train and evaluate one run in out/runs/<run.name>/seed-<seed>/ with the pipeline runner, which skips the
+    finished stages and resumes an interrupted one; the runner's own output goes to logs/pipeline.log there."""
+    from rich.console import Console
+
+    from glam_lerobot.pipeline import parse_recipe, run_recipe
+
     folder = out / "runs" / run.name / f"seed-{run.seed}"
     result_path = folder / "result.json"
     if result_path.is_file():
         return {**json.loads(result_path.read_text()), "cached": True}
-    folder.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
+    folder.joinpath("logs").mkdir(parents=True, exist_ok=True)
+    recipe = parse_recipe(run_recipe_data(run, data, scale, folder))
+    log(f"[{run.name} seed {run.seed}] " + " -> ".join(s.kind for s in recipe.stages) + f" (log: {folder}/logs)")
+    with (folder / "logs" / "pipeline.log").open("a") as f:
+        report = run_recipe(recipe, console=Console(file=f, width=160, highlight=False), progress=False)
+    info = {r.name: r.info for r in report.results}
+    timings = {f"{r.name}_s": r.seconds for r in report.results if r.status == "ran"}
     extra: dict = {}
-
     if run.world_model:
-        from glam_lerobot.world_model.train import TrainSettings, train_world_model
-
-        wm = folder / "wm"
-        train_mix = data.mixture(run, with_aux=run.uses_aux)
-        if not _done(wm):
-            t = time.perf_counter()
-            log(f"[{run.name} seed {run.seed}] world model ({run.world_model}, {run.input}): {scale.wm_steps} steps")
-            settings = TrainSettings(
-                input=run.input,
-                method=run.world_model,
-                steps=scale.wm_steps,
-                batch_size=scale.wm_batch,
-                seed=run.seed,
-                image_size=scale.image_size,
-                save_every=max(scale.wm_steps // 5, 1),
-                threads=scale.threads,
-            )
-            from glam_lerobot.world_model.checkpoint import latest_checkpoint
-
-            resume = wm.exists() and latest_checkpoint(wm) is not None  # else nothing worth keeping was written
-            if not resume:
-                _fresh(wm)
-            summary = train_world_model(train_mix, wm, settings, resume=resume, progress=False)
-            _mark(wm, {"last": summary.last})
-            timings["world_model_s"] = time.perf_counter() - t
-        extra["world_model_last_losses"] = json.loads((wm / ".done").read_text()).get("last", {})
+        extra["world_model_last_losses"] = info["world_model"].get("last", {})
         if run.world_model == "lapa":
             from glam_lerobot.world_model.checkpoint import load_world_model
             from glam_lerobot.world_model.lapa import codebook_usage
 
-            usage = codebook_usage(load_world_model(wm)[0])
-            extra["codebook"] = dict(usage)
-        relabelled = folder / "relabel"
-        if not _done(relabelled):
-            from glam_lerobot.world_model.relabel import relabel
-
-            t = time.perf_counter()
-            log(f"[{run.name} seed {run.seed}] relabel")
-            _fresh(relabelled)
-            relabel(wm, data.mixture(run, with_aux=run.uses_aux), relabelled, revision="latents", progress=False)
-            relabelled.mkdir(exist_ok=True)
-            _mark(relabelled)
-            timings["relabel_s"] = time.perf_counter() - t
-        repo_id, dataset_root, policy_type = "bench/mixture", relabelled / "mixture", "glam_mip"
-    else:
-        repo_id, dataset_root = data.target_dataset(run.target_chunks)
-        policy_type = "mip"
-
-    policy = folder / "policy"
-    if not _done(policy):
-        t = time.perf_counter()
-        log(f"[{run.name} seed {run.seed}] lerobot-train --policy.type={policy_type}: {scale.policy_steps} steps")
-        _fresh(policy)
-        folder.joinpath("logs").mkdir(exist_ok=True)
-        _lerobot(
-            "lerobot-train",
-            [
-                f"--policy.type={policy_type}",
-                f"--dataset.repo_id={repo_id}",
-                f"--dataset.root={dataset_root}",
-                "--policy.push_to_hub=false",
-                f"--policy.device={_device()}",
-                f"--steps={scale.policy_steps}",
-                f"--batch_size={scale.policy_batch}",
-                f"--num_workers={_loader_workers()}",
-                f"--seed={run.seed}",
-                f"--log_freq={max(scale.policy_steps // 20, 1)}",
-                f"--save_freq={scale.policy_steps}",
-                f"--policy.mip_blocks={scale.mip_blocks}",
-                f"--policy.n_action_steps={scale.n_action_steps}",
-                f"--output_dir={policy}",
-            ],
-            folder / "logs" / "train.log",
-            scale.threads,
-        )
-        _mark(policy)
-        timings["policy_s"] = time.perf_counter() - t
-    checkpoint = policy / "checkpoints" / "last" / "pretrained_model"
-
-    evaluation = folder / "eval"
-    if not _done(evaluation):
-        t = time.perf_counter()
-        log(f"[{run.name} seed {run.seed}] lerobot-eval: {scale.eval_episodes} held-out rollouts")
-        _fresh(evaluation)
-        folder.joinpath("logs").mkdir(exist_ok=True)
-        length = [f"--env.episode_length={scale.eval_episode_length}"] if scale.eval_episode_length else []
-        _lerobot(
-            "lerobot-eval",
-            [
-                f"--policy.path={checkpoint}",
-                "--env.type=glam_kinova",
-                f"--env.task={data.task}",
-                f"--env.image_size={scale.image_size}",
-                *length,
-                f"--eval.n_episodes={scale.eval_episodes}",
-                "--eval.batch_size=1",
-                f"--seed={EVAL_SEED0 + 1000 * run.seed}",
-                f"--policy.device={_device()}",
-                f"--output_dir={evaluation}",
-            ],
-            folder / "logs" / "eval.log",
-            scale.threads,
-        )
-        _mark(evaluation)
-        timings["eval_s"] = time.perf_counter() - t
-    successes = read_successes(evaluation / "eval_info.json", scale.eval_episodes)
+            extra["codebook"] = dict(codebook_usage(load_world_model(folder / "wm")[0]))
+    successes = read_successes(folder / "eval" / "eval_info.json", scale.eval_episodes)
 
     result = {
         **asdict(run),

@@ -104,5 +104,8 @@ def add_columns(
     from glam_lerobot.writing import write_card
 
     write_card(tmp)
+    from glam_lerobot.validate import require_valid
+
+    require_valid(tmp, f"revision {revision!r}")  # before it is renamed into place
     tmp.rename(out)
     return out

@@ -368,6 +368,7 @@ def write_dataset(
         from lerobot.datasets.aggregate import aggregate_datasets
 
         aggregate_datasets([repo_id] * len(filled), repo_id, roots=filled, aggr_root=final)
+        refresh_index_stats(final)
     summary.seconds = time.time() - start
     meta = dict(glam_meta or {})
     meta.setdefault("repo_id", repo_id)
@@ -381,12 +382,41 @@ def write_dataset(
     }
     provenance.write(final, meta)
     write_card(final)
+    from glam_lerobot.validate import require_valid
+
+    require_valid(final, f"the dataset written from {work}")  # a FAIL keeps `work` (shards and all) for a look
     if replace_root:  # the old dataset goes only now that the new one is complete
         old = work / "replaced"
         root.rename(old)
     final.rename(root)
     shutil.rmtree(work)
     return summary
+
+
+def refresh_index_stats(root: Path) -> None:
+    """Recompute stats.json's `index` / `episode_index` from meta/episodes after aggregate_datasets.
+
+    LeRobot 0.6.1's aggregate_datasets re-numbers these columns (and their per-episode stats) but merges the
+    sources' stats.json as they were, so a merge of shards of 15 episodes each claims episode_index <= 14.
+    """
+    import pandas as pd
+    from lerobot.datasets.compute_stats import aggregate_stats
+    from lerobot.datasets.io_utils import load_stats, write_stats
+
+    keys = ("index", "episode_index")
+    per_episode = []
+    for path in sorted((root / "meta" / "episodes").glob("*/*.parquet")):
+        df = pd.read_parquet(path)
+        for _, row in df.iterrows():
+            per_episode.append(
+                {
+                    k: {c.rsplit("/", 1)[1]: np.asarray(row[c]) for c in df.columns if c.startswith(f"stats/{k}/")}
+                    for k in keys
+                }
+            )
+    stats = load_stats(root) or {}
+    stats.update(aggregate_stats(per_episode))
+    write_stats(stats, root)
 
 
 def _shard_name(first: int, end: int) -> str:

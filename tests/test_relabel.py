@@ -176,3 +176,17 @@ def test_relabel_refuses_to_overwrite(relabelled, mixture_file):  # noqa: F811
         ],
     )
     assert res.exit_code == 1 and "already exists" in res.output
+
+
+def test_relabelled_revisions_and_the_merged_mixture_pass_validate(relabelled):
+    """The merged mixture is LeRobot's aggregate of one shard per source: its stats.json must still cover the
+    re-numbered episode_index and index (aggregate_datasets keeps each shard's own ranges; fixed after merge)."""
+    from glam_lerobot.validate import validate
+
+    roots = [relabelled["out"] / "mixture", *sorted((relabelled["out"] / "datasets").iterdir())]
+    for root in roots:
+        report = validate(root, deep=True)
+        assert report.failed == [], (root, report.first_failures())
+        assert "latents" in {r.check for r in report.rows}
+    merged = validate(relabelled["out"] / "mixture")
+    assert "mixture" in {r.check for r in merged.rows} and merged.episodes == 7  # 3 Kinova + 4 UMI

@@ -33,12 +33,15 @@ def test_latents_added_as_a_revision_load_with_stock_lerobot_and_parent_is_untou
     )
     before = _tree_digest(parent)
     latents = np.arange(summary.frames * 8, dtype=np.float32).reshape(-1, 8)
+    is_pad = np.zeros((summary.frames, 1), np.float32)
+    is_pad[[5, 11]] = 1.0  # each episode's last frame (validate refuses latents without their pads)
     masks = np.zeros((summary.frames, 32, 32, 3), np.uint8)
     masks[:, 4:12, 4:12] = 255
     child = add_columns(
         parent,
         {
             schema.LATENT: (latents, {"dtype": "float32", "shape": (8,), "names": None}),
+            schema.LATENT_IS_PAD: (is_pad, {"dtype": "float32", "shape": (1,), "names": None}),
             **{k: (masks, ft) for k, ft in schema.mask_features((32, 32), ("front",)).items()},
         },
         revision="latents-v1",
@@ -61,7 +64,7 @@ def test_latents_added_as_a_revision_load_with_stock_lerobot_and_parent_is_untou
     assert schema.mask_key("front") in trimmed.meta.stats
     meta = provenance.read(child)
     assert meta["revision"] == "latents-v1" and meta["parent"]["root"] == str(parent)
-    assert meta["history"][-1]["columns"] == sorted([schema.LATENT, schema.mask_key("front")])
+    assert meta["history"][-1]["columns"] == sorted([schema.LATENT, schema.LATENT_IS_PAD, schema.mask_key("front")])
     assert meta["embodiment"] == "kinova"
 
 
@@ -78,3 +81,24 @@ def test_a_column_of_the_wrong_length_is_refused_before_anything_is_written(tmp_
             command="test",
         )
     assert not (tmp_path / "p@x").exists() and not (tmp_path / "p@x.partial").exists()
+
+
+def test_a_revision_that_fails_validation_is_not_renamed_into_place(tmp_path):
+    parent = tmp_path / "kinova"
+    summary = write_dataset(
+        parent,
+        "me/kinova",
+        10,
+        synthetic.features(image_size=32),
+        [synthetic.job(i, length=6, image_size=32) for i in range(2)],
+        synthetic.produce,
+    )
+    latents = np.zeros((summary.frames, 4), np.float32)
+    with pytest.raises(RuntimeError, match="latent.action without latent.is_pad"):
+        add_columns(
+            parent,
+            {schema.LATENT: (latents, {"dtype": "float32", "shape": (4,), "names": None})},
+            revision="bad",
+            command="test",
+        )
+    assert not (tmp_path / "kinova@bad").exists()

@@ -36,6 +36,12 @@ def test_two_workers_write_one_dataset_that_stock_lerobot_loads(tmp_path):
         assert np.abs(img - expected[schema.image_key("front")][t]).mean() < 8  # lossy video, but the same picture
     assert provenance.read(tmp_path / "ds")["embodiment"] == "synthetic"
     assert not (tmp_path / "ds.partial").exists()
+    # stats.json covers the re-numbered indices (LeRobot's aggregate keeps each shard's own: episode_index <= 1)
+    stats = ds.meta.stats
+    assert stats["episode_index"]["max"].tolist() == [4] and stats["index"]["max"].tolist() == [summary.frames - 1]
+    from glam_lerobot.validate import validate
+
+    assert validate(tmp_path / "ds").failed == []
 
 
 def test_nan_is_named_and_nothing_is_left_that_looks_finished(tmp_path):

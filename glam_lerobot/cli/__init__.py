@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from glam_lerobot.cli import benchmark, hub, ingest, masks, pipeline, sim, world_model
+from glam_lerobot.cli import benchmark, hub, ingest, masks, pipeline, sim, validate, world_model
 
 app = typer.Typer(
     name="glam-lerobot",
@@ -16,5 +16,5 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-for _module in (sim, ingest, hub, masks, world_model, pipeline, benchmark):
+for _module in (sim, ingest, validate, hub, masks, world_model, pipeline, benchmark):
     _module.register(app)

@@ -23,14 +23,72 @@ _COMMON = (
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
     ingest = typer.Typer(
-        help="Turn raw recordings (UMI replay buffers, ROS 1/2 bags, ALOHA/robomimic HDF5) into canonical LeRobot "
-        "v3 datasets.",
+        help="Turn raw recordings into canonical LeRobot v3 datasets. Start with `inspect` (what a file holds; "
+        "--write-mapping guesses a bag mapping), then: `rosbag` reads Kinova teleop bags (ROS 1 .bag, ROS 2 "
+        ".mcap/.db3; `kinova` is the same command), `umi` reads UMI replay buffers (.zarr / .zarr.zip), `hdf5` "
+        "reads ALOHA and robomimic episode files.",
         no_args_is_help=True,
     )
+    ingest.command("inspect")(inspect)
     ingest.command("umi")(umi)
     ingest.command("rosbag")(rosbag)
+    ingest.command("kinova", help="Kinova teleop bags: the same command as `ingest rosbag`.")(rosbag)
     ingest.command("hdf5")(hdf5)
     app.add_typer(ingest, name="ingest")
+
+
+def inspect(
+    files: list[Path] = typer.Argument(..., help="bags (.bag, .mcap, .db3, bag folders), UMI buffers, HDF5 files"),
+    as_json: bool = typer.Option(False, "--json", help="print everything as JSON"),
+    write_mapping: Path | None = typer.Option(
+        None, "--write-mapping", help="write a rosbag mapping guessed from the bags' topics to this YAML file"
+    ),
+) -> None:
+    """Show what recordings hold before ingesting them, and guess a topic mapping for bags.
+
+    Bags: every topic with type, count, rate, header-stamp quality (zero stamps, stamps going backwards, gaps),
+    image encoding and size, JointState joint names. UMI buffers: arrays, shapes, chunks, episodes, fps. HDF5:
+    the layout recognised (ALOHA / robomimic) and its datasets. --write-mapping guesses the arm's JointState (the
+    Gen3's joint_1..7), the 2F-85 knuckle, a command topic (JointTrajectory, Float64MultiArray, or a JointState
+    named like a command), a PoseStamped ee topic and the cameras (overhead / front by name, else in order),
+    with a comment on every guess; `ingest rosbag --mapping FILE` then reads the bags.
+    """
+    import json
+
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from glam_lerobot.ingest import inspect as insp
+    from glam_lerobot.writing import EpisodeError
+
+    try:
+        reports = [insp.inspect_file(f) for f in files]
+    except (FileNotFoundError, ValueError, EpisodeError) as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(reports, indent=2, default=str))
+    else:
+        console = Console(soft_wrap=False)
+        for r in reports:
+            extra = {k: v for k, v in r.items() if k not in ("path", "kind", "topics", "arrays", "datasets")}
+            table = Table(title=escape(f"{r['path']} ({r['kind']}) {extra or ''}"), title_justify="left")
+            for col in ("name", "type", "count / shape", "rate Hz", "stamps / chunks", "detail"):
+                table.add_column(col, overflow="fold")
+            for row in insp.summary_rows(r):
+                table.add_row(*map(escape, row))
+            console.print(table)
+    if write_mapping is not None:
+        try:
+            mapping, notes = insp.guess_mapping(reports)
+        except ValueError as exc:
+            _fail(exc)
+        write_mapping.write_text(insp.mapping_yaml(mapping, notes, [str(f) for f in files]))
+        for n in notes:
+            typer.echo(f"guessed {n}", err=as_json)
+        typer.echo(
+            f"wrote {write_mapping}; ingest with: glam-lerobot ingest rosbag ... --mapping {write_mapping}", err=as_json
+        )
 
 
 def _run(
