@@ -163,3 +163,21 @@ def test_without_a_gen3_joint_state_the_guess_says_what_it_saw(tmp_path):
         guess_mapping([report])
     res = cli("ingest", "inspect", tmp_path / "missing.bag")
     assert res.exit_code == 1 and "no such file" in res.output
+
+
+def test_inspect_reads_umi_buffers_and_hdf5_files_too(tmp_path):
+    from test_ingest_hdf5 import write_robomimic
+    from test_ingest_umi import ENDS, write_buffer
+
+    buffer = write_buffer(tmp_path / "cups.zarr.zip")
+    demos = tmp_path / "demos.hdf5"
+    write_robomimic(demos, lengths=(30, 24))
+    res = cli("ingest", "inspect", buffer, demos, "--json")
+    assert res.exit_code == 0, res.output
+    umi, h5 = json.loads(res.output)
+    assert umi["kind"] == "umi" and umi["episodes"] == len(ENDS) and umi["frames"] == ENDS[-1]
+    assert umi["robots"] == [0, 1] and umi["fps"] == pytest.approx(59.94)
+    assert {a["name"] for a in umi["arrays"]} >= {"data/robot0_eef_pos", "data/camera0_rgb"}
+    assert h5["kind"] == "hdf5" and h5["layout"] == "robomimic" and h5["episodes"] == 2
+    wrong = cli("ingest", "inspect", buffer, "--write-mapping", tmp_path / "m.yaml")
+    assert wrong.exit_code == 1 and "needs at least one ROS bag" in wrong.output
