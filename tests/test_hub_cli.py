@@ -69,3 +69,19 @@ def test_errors_are_one_clear_line(tmp_path):
     assert result.exit_code == 1 and "neither a LeRobot dataset" in result.output
     result = run("pull", "test-user/does-not-exist", ok=False)
     assert result.exit_code == 1 and "no dataset or model repository test-user/does-not-exist" in result.output
+
+
+def test_no_token_and_a_dead_server_are_one_line_each(make_tiny_dataset, monkeypatch):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setenv("HF_ENDPOINT", dead)
+    pulled = CliRunner().invoke(app, ["pull", "test-user/anything", "--endpoint", dead])
+    assert pulled.exit_code == 1 and "cannot reach the Hub at " + dead in pulled.output
+    assert "uploaded" not in pulled.output and "Traceback" not in pulled.output
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HOME", str(make_tiny_dataset("x").parent / "no-login"))  # no stored token either
+    pushed = CliRunner().invoke(app, ["push", str(make_tiny_dataset("y")), "--repo-id", "me/y", "--endpoint", dead])
+    assert pushed.exit_code == 1 and "no Hub token" in pushed.output and "hf auth login" in pushed.output

@@ -64,7 +64,14 @@ def _explain(e: Exception, what: str, endpoint: str | None) -> HubError:
         return HubError(f"{what}: not in the local cache and downloads are off (local_only / HF_HUB_OFFLINE)")
     if isinstance(e, errors.EntryNotFoundError):
         return HubError(f"{what}: file not found ({e})")
+    if isinstance(e, errors.LocalTokenNotFoundError):
+        return HubError(f"{what}: no Hub token. Log in with `hf auth login` or set HF_TOKEN (write access to push).")
     if isinstance(e, (httpx.TransportError, ConnectionError, errors.OfflineModeIsEnabled)):
+        if not what.startswith("push"):  # a read: nothing was sent, nothing local was changed
+            return HubError(
+                f"{what}: cannot reach the Hub at {at} ({type(e).__name__}: {e}). Check HF_ENDPOINT and the "
+                "network; with --offline, what was pulled before is used."
+            )
         return HubError(
             f"{what}: lost the connection to {at} ({type(e).__name__}: {e}). Nothing half-done is "
             "visible on the Hub; run the same command again to finish (uploaded files are not resent)."
@@ -86,6 +93,7 @@ def _call(what: str, endpoint: str | None, fn, /, *args, **kwargs):
         ConnectionError,
         errors.OfflineModeIsEnabled,
         errors.LocalEntryNotFoundError,
+        errors.LocalTokenNotFoundError,
     ) as e:
         raise _explain(e, what, endpoint) from e
 
