@@ -224,3 +224,9 @@ def test_cli_adds_masks_and_explains_itself(parent, model, tmp_path):
         )
     finally:
         shutil.rmtree(out, ignore_errors=True)  # beside the module's parent: do not leave it to other tests
+
+
+def test_a_score_panel_without_samples_is_still_written(tmp_path):
+    from glam_lerobot.masks.score import write_panel
+
+    assert write_panel([], tmp_path / "panel.png").stat().st_size > 0  # one empty row, not a zip() length error

@@ -119,7 +119,7 @@ def write_panel(samples: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], p
 
     n = max(1, len(samples))
     fig, axes = plt.subplots(n, 3, figsize=(6, 2 * n + 0.4), squeeze=False)
-    for row, (label, frame, pred, true) in zip(axes, samples, strict=True):
+    for row, (label, frame, pred, true) in zip(axes[: len(samples)], samples, strict=True):  # none: one empty row
         for ax, img, name in zip(
             row,
             (frame, _overlay(frame, pred, (255, 40, 40)), _overlay(frame, true, (40, 220, 40))),
