@@ -40,28 +40,28 @@ def refs(repo_id: str, endpoint: str | None = None, token: str | None = None) ->
 
 
 def add_latent_revision(parent_root: Path, repo_id: str, out: Path, revision: str) -> Path:
-    """A derived revision the way relabel makes one: LeRobot's add_features into a new root + provenance."""
-    from lerobot.datasets.dataset_tools import add_features
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    """A derived revision the way relabel makes one: latents and their pads as new columns (with stats), in a new
+    root with provenance naming the parent (glam_lerobot.revisions.add_columns, on LeRobot's add_features)."""
+    from glam_lerobot import schema
+    from glam_lerobot.revisions import add_columns
 
-    parent = LeRobotDataset(repo_id, root=parent_root, video_backend="pyav")
-    latents = np.arange(parent.meta.total_frames * 8, dtype=np.float32).reshape(-1, 8)
-    add_features(
-        parent,
-        {"latent.action": (latents, {"dtype": "float32", "shape": (8,), "names": None})},
-        output_dir=out,
-        repo_id=repo_id,
+    info = json.loads((parent_root / "meta" / "info.json").read_text())
+    n, eps = info["total_frames"], info["total_episodes"]
+    latents = np.arange(n * 8, dtype=np.float32).reshape(-1, 8)
+    is_pad = np.zeros((n, 1), np.float32)
+    is_pad[[(e + 1) * (n // eps) - 1 for e in range(eps)]] = 1.0  # the episodes here are of equal length
+    feature = {"dtype": "float32", "names": None}
+    return add_columns(
+        parent_root,
+        {
+            schema.LATENT: (latents, {**feature, "shape": (8,)}),
+            schema.LATENT_IS_PAD: (is_pad, {**feature, "shape": (1,)}),
+        },
+        revision=revision,
+        command="glam-lerobot relabel",
+        details={"model": "test-user/wm@main"},
+        output_root=out,
     )
-    provenance.write(
-        out,
-        provenance.derived(
-            provenance.read(parent_root),
-            revision=revision,
-            parent={"repo_id": repo_id, "revision": "main"},
-            step={"command": "glam-lerobot relabel", "columns": ["latent.action"], "model": "test-user/wm@main"},
-        ),
-    )
-    return out
 
 
 @pytest.mark.usefixtures("hub")
@@ -139,7 +139,7 @@ def test_derived_revision_goes_to_its_own_branch_and_tag(make_tiny_dataset, tmp_
 
     rows = {(r.name, r.kind): r for r in hub.revisions(repo)}
     rev = rows[("latents-v1", "branch")]
-    assert rev.columns_added == ["latent.action"] and rev.parent == f"{repo}@main"
+    assert rev.columns_added == ["latent.action", "latent.is_pad"] and rev.parent == f"{repo}@main"
     assert rev.command == "glam-lerobot relabel" and rev.frames == 6
     assert rows[("main", "branch")].parent is None and rows[("v3.0", "tag")].commit == first.commit
     assert rows[("latents-v1", "tag")].commit == pushed.commit

@@ -52,24 +52,22 @@ class PushSummary:
 
 
 def validate_dataset(root: Path | str, repo_id: str = "local/validate") -> dict:
-    """Load the dataset with LeRobot and check meta/info.json and meta/episodes against the data.
+    """The pre-push check: every file meta/episodes names is here, LeRobot loads the dataset, and the checks of
+    glam_lerobot.validate (totals, indices, timestamps, NaN, stats, ...) find no FAIL.
 
-    Returns info.json. Raises HubError naming the file and field of the first problem.
+    Returns info.json. Raises HubError naming the file and field of the first problems.
     """
+    from glam_lerobot import validate
+
     root = Path(root)
-    info_path = root / "meta" / "info.json"
     try:
-        info = json.loads(info_path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise HubError(f"{info_path}: not readable as JSON ({e})") from e
-    for key in ("codebase_version", "fps", "features", "total_episodes", "total_frames"):
-        if key not in info:
-            raise HubError(f"{info_path}: missing field '{key}'")
-    if not str(info["codebase_version"]).startswith("v3."):
-        raise HubError(
-            f"{info_path}: codebase_version {info['codebase_version']!r}; only LeRobot v3 datasets "
-            "are supported (convert with lerobot's convert_dataset_v21_to_v30)"
-        )
+        report = validate.validate(root)
+    except FileNotFoundError as e:
+        raise HubError(str(e)) from e
+    meta_failures = [r for r in report.failed if r.check == "meta"]
+    if meta_failures:  # info.json unreadable, incomplete or not v3: LeRobot cannot even read the metadata
+        raise HubError(f"{root}: {meta_failures[0].message}")
+    info = json.loads((root / "meta" / "info.json").read_text())
     from lerobot.datasets.dataset_metadata import LeRobotDatasetMetadata
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
@@ -88,31 +86,14 @@ def validate_dataset(root: Path | str, repo_id: str = "local/validate") -> dict:
             if not path.is_file():
                 raise HubError(f"{path}: video of episode {ep} field '{vkey}' is missing")
     try:
-        ds = LeRobotDataset(repo_id, root=root, download_videos=False, video_backend="pyav")  # no torchcodec probe
+        LeRobotDataset(repo_id, root=root, download_videos=False, video_backend="pyav")  # no torchcodec probe
     except Exception as e:  # LeRobot raises many kinds; all mean "this folder does not load"
         raise HubError(f"{root}: LeRobot cannot load this dataset: {type(e).__name__}: {e}") from e
-    episodes = ds.meta.episodes
-    n_rows = len(ds.hf_dataset)
-    if info["total_episodes"] != len(episodes):
+    if report.failed:
         raise HubError(
-            f"{info_path}: total_episodes is {info['total_episodes']} but meta/episodes lists {len(episodes)} episodes"
+            f"{root}: {len(report.failed)} check(s) failed (see `glam-lerobot validate {root}`): "
+            + report.first_failures()
         )
-    if info["total_frames"] != n_rows:
-        raise HubError(f"{info_path}: total_frames is {info['total_frames']} but data/ holds {n_rows} frames")
-    lengths = sum(int(x) for x in episodes["length"])
-    if lengths != n_rows:
-        raise HubError(f"{root}/meta/episodes: episode lengths add up to {lengths} but data/ holds {n_rows} frames")
-    data_eps = {int(x) for x in ds.hf_dataset.unique("episode_index")}
-    listed = {int(x) for x in episodes["episode_index"]}
-    if data_eps != listed:
-        raise HubError(
-            f"{root}/data: episode_index values {sorted(data_eps ^ listed)[:5]} are in the data or in "
-            "meta/episodes but not both"
-        )
-    columns = set(ds.hf_dataset.column_names)
-    for key, ft in info["features"].items():
-        if ft.get("dtype") != "video" and key not in columns:
-            raise HubError(f"{info_path}: feature '{key}' has no column in data/")
     return info
 
 
