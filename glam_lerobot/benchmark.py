@@ -313,17 +313,13 @@ class Data:
 # ---- one run ---------------------------------------------------------------------------------------------------
 
 
-def _device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def _loader_workers() -> int:
     """DataLoader workers for lerobot-train. Decoding video and parquet rows costs 15-30 ms per 32 px sample here
     (measured), which a GPU step outruns, so on a GPU the spare cores load batches. On a CPU one worker overlaps
     loading with a one-thread update (57-71 samples/s against 46 with none, on 2 cores: issue 18)."""
-    return 1 if _device() == "cpu" else max(1, min(8, (os.cpu_count() or 2) - 2))
+    from glam_lerobot.pipeline.stages.policy import resolve_device
+
+    return 1 if resolve_device() == "cpu" else max(1, min(8, (os.cpu_count() or 2) - 2))
 
 
 def run_recipe_data(run: Run, data: Data, scale: Scale, folder: Path) -> dict:
@@ -384,7 +380,7 @@ def run_recipe_data(run: Run, data: Data, scale: Scale, folder: Path) -> dict:
                 "batch_size": scale.policy_batch,
                 "num_workers": _loader_workers(),
                 "seed": run.seed,
-                "device": _device(),
+                "device": "auto",
                 "log_freq": max(scale.policy_steps // 20, 1),
                 "save_freq": scale.policy_steps,
                 "threads": scale.threads,
@@ -402,7 +398,7 @@ def run_recipe_data(run: Run, data: Data, scale: Scale, folder: Path) -> dict:
                 "image_size": scale.image_size,
                 "episode_length": scale.eval_episode_length,
                 "seed": EVAL_SEED0 + 1000 * run.seed,
-                "device": _device(),
+                "device": "auto",
                 "threads": scale.threads,
             },
             "outputs": {"eval": "${workdir}/eval"},

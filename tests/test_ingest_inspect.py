@@ -11,17 +11,15 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-from rosbags.rosbag1 import Writer as Writer1
 from rosbags.rosbag2 import StoragePlugin
-from rosbags.rosbag2 import Writer as Writer2
 from rosbags.typesys import Stores, get_typestore
+from test_ingest_rosbag import T0, write_events
 from typer.testing import CliRunner
 
 from glam_lerobot import schema
 
 JOINTS = [f"joint_{i}" for i in range(1, 8)]
 KNUCKLE = "robotiq_85_left_knuckle_joint"
-T0 = 1_700_000_000_000_000_000
 FRONT, OVERHEAD = "/camera_front/color/image_raw", "/camera_overhead/color/image_raw/compressed"
 DEPTH, COMMAND = "/camera_front/depth/image_rect_raw", "/arm_controller/joint_trajectory"
 
@@ -38,6 +36,12 @@ def write_lab_bag(path, ros: int, storage=StoragePlugin.MCAP, seconds: float = 1
         stamp = T["builtin_interfaces/msg/Time"](sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
         h = T["std_msgs/msg/Header"]
         return h(seq=0, stamp=stamp, frame_id="") if ros == 1 else h(stamp=stamp, frame_id="")
+
+    def image(head, img, encoding):
+        h, w, c = img.shape
+        return T["sensor_msgs/msg/Image"](
+            header=head, height=h, width=w, encoding=encoding, is_bigendian=0, step=w * c, data=img.ravel()
+        )
 
     events = []
     for t in np.arange(0, seconds, 1 / 40):
@@ -60,39 +64,13 @@ def write_lab_bag(path, ros: int, storage=StoragePlugin.MCAP, seconds: float = 1
         events.append((t, COMMAND, "trajectory_msgs/msg/JointTrajectory", cmd))  # zero stamps: bag time is used
     for k, t in enumerate(np.arange(0, seconds, 1 / 15)):
         img = np.full((32, 40, 3), 20 + 7 * k, np.uint8)
-        raw = T["sensor_msgs/msg/Image"](
-            header=header(T0 + int(t * 1e9)),
-            height=32,
-            width=40,
-            encoding="rgb8",
-            is_bigendian=0,
-            step=120,
-            data=img.ravel(),
-        )
-        events.append((t, FRONT, "sensor_msgs/msg/Image", raw))
+        events.append((t, FRONT, "sensor_msgs/msg/Image", image(header(T0 + int(t * 1e9)), img, "rgb8")))
         ok, jpg = cv2.imencode(".png", img[..., ::-1])
         comp = T["sensor_msgs/msg/CompressedImage"](header=header(T0 + int(t * 1e9)), format="png", data=jpg.ravel())
         events.append((t, OVERHEAD, "sensor_msgs/msg/CompressedImage", comp))
-        depth = T["sensor_msgs/msg/Image"](
-            header=header(T0 + int(t * 1e9)),
-            height=32,
-            width=40,
-            encoding="mono8",
-            is_bigendian=0,
-            step=40,
-            data=np.zeros(32 * 40, np.uint8),
-        )
-        events.append((t, DEPTH, "sensor_msgs/msg/Image", depth))
-    events.sort(key=lambda e: e[0])
-    ser = ts.serialize_ros1 if ros == 1 else ts.serialize_cdr
-    writer = Writer1(path) if ros == 1 else Writer2(path, version=9, storage_plugin=storage)
-    with writer:
-        conns = {}
-        for t, topic, typ, msg in events:
-            if topic not in conns:
-                conns[topic] = writer.add_connection(topic, typ, typestore=ts)
-            writer.write(conns[topic], T0 + int(t * 1e9) + 2_000_000, ser(msg, typ))
-    return path
+        depth = np.zeros((32, 40, 1), np.uint8)
+        events.append((t, DEPTH, "sensor_msgs/msg/Image", image(header(T0 + int(t * 1e9)), depth, "mono8")))
+    return write_events(path, ros, storage, ts, events, receive_delay_ns=2_000_000)
 
 
 @pytest.fixture(scope="module")

@@ -62,8 +62,6 @@ def write_bag(
         stamp = Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
         return Header(seq=0, stamp=stamp, frame_id="") if ros == 1 else Header(stamp=stamp, frame_id="")
 
-    ser = ts.serialize_ros1 if ros == 1 else ts.serialize_cdr
-    writer = Writer1(path) if ros == 1 else Writer2(path, version=9, storage_plugin=storage)
     events = []
     js_t = np.arange(0, seconds, 1 / 40) + 0.004
     stamps = js_t.copy()
@@ -112,13 +110,19 @@ def write_bag(
                 )
                 typ = "sensor_msgs/msg/Image"
             events.append((t, "/camera/color/image_raw", typ, msg))
-    events.sort(key=lambda ev: ev[0])
+    return write_events(path, ros, storage, ts, events, receive_delay_ns=3_000_000)
+
+
+def write_events(path, ros: int, storage, ts, events, receive_delay_ns: int):
+    """Write (t seconds, topic, type, message) events with rosbags' writer, received `receive_delay_ns` after t."""
+    ser = ts.serialize_ros1 if ros == 1 else ts.serialize_cdr
+    writer = Writer1(path) if ros == 1 else Writer2(path, version=9, storage_plugin=storage)
     with writer:
         conns = {}
-        for t, topic, typ, msg in events:
+        for t, topic, typ, msg in sorted(events, key=lambda ev: ev[0]):
             if topic not in conns:
                 conns[topic] = writer.add_connection(topic, typ, typestore=ts)
-            writer.write(conns[topic], T0 + int(t * 1e9) + 3_000_000, ser(msg, typ))
+            writer.write(conns[topic], T0 + int(t * 1e9) + receive_delay_ns, ser(msg, typ))
     return path
 
 

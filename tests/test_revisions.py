@@ -18,9 +18,8 @@ def _tree_digest(root):
     return h.hexdigest()
 
 
-def test_latents_added_as_a_revision_load_with_stock_lerobot_and_parent_is_untouched(tmp_path):
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
-
+def write_parent(tmp_path):
+    """A synthetic 2-episode Kinova dataset at tmp_path/kinova (6 frames each, 32 px): the parent revision."""
     parent = tmp_path / "kinova"
     summary = write_dataset(
         parent,
@@ -31,6 +30,13 @@ def test_latents_added_as_a_revision_load_with_stock_lerobot_and_parent_is_untou
         synthetic.produce,
         glam_meta={"embodiment": "kinova", "task": "synthetic"},
     )
+    return parent, summary
+
+
+def test_latents_added_as_a_revision_load_with_stock_lerobot_and_parent_is_untouched(tmp_path):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    parent, summary = write_parent(tmp_path)
     before = _tree_digest(parent)
     latents = np.arange(summary.frames * 8, dtype=np.float32).reshape(-1, 8)
     is_pad = np.zeros((summary.frames, 1), np.float32)
@@ -84,15 +90,7 @@ def test_a_column_of_the_wrong_length_is_refused_before_anything_is_written(tmp_
 
 
 def test_a_revision_that_fails_validation_is_not_renamed_into_place(tmp_path):
-    parent = tmp_path / "kinova"
-    summary = write_dataset(
-        parent,
-        "me/kinova",
-        10,
-        synthetic.features(image_size=32),
-        [synthetic.job(i, length=6, image_size=32) for i in range(2)],
-        synthetic.produce,
-    )
+    parent, summary = write_parent(tmp_path)
     latents = np.zeros((summary.frames, 4), np.float32)
     with pytest.raises(RuntimeError, match="latent.action without latent.is_pad"):
         add_columns(

@@ -41,7 +41,7 @@ SOURCE_FPS = {"aloha": 50.0, "robomimic": 20.0}
 DEFAULT_CAMERA_MAP = {"aloha": {"cam_high": "overhead", "cam_low": "front"}, "robomimic": {"agentview": "front"}}
 
 
-def _open(path: Path | str):
+def open_file(path: Path | str):
     import h5py
 
     path = Path(path)
@@ -61,7 +61,7 @@ def detect_layout(f, path) -> str:
     raise EpisodeError(path, None, "<layout>", "neither ALOHA (/observations/qpos) nor robomimic (data/demo_*)")
 
 
-def _demo_names(f) -> list[str]:
+def demo_names(f) -> list[str]:
     return sorted(f["data"].keys(), key=lambda k: int(re.sub(r"\D", "", k) or 0))
 
 
@@ -259,7 +259,7 @@ def plan(
     jobs, shape, env_name = [], None, None
     for i, path in enumerate(files):
         try:
-            f = _open(path)
+            f = open_file(path)
         except EpisodeError as exc:
             jobs.append({"file": str(path), "episode": i, "bad": validate.as_problem(exc)})
             continue
@@ -268,7 +268,7 @@ def plan(
             cmap = parse_camera_map(camera_map) if camera_map is not None else DEFAULT_CAMERA_MAP[kind]
             if kind == "robomimic":
                 env_name = env_name or json.loads(f["data"].attrs.get("env_args", "{}")).get("env_name")
-                episodes = [(d, partial(_robomimic_episode, f, path, d, cmap, robot)) for d in _demo_names(f)]
+                episodes = [(d, partial(_robomimic_episode, f, path, d, cmap, robot)) for d in demo_names(f)]
             else:
                 episodes = [(i, partial(_aloha_episode, f, path, i, cmap))]
             for episode, describe in episodes:
@@ -380,6 +380,6 @@ def _first_jpeg_size(f, cam: str) -> tuple[int, int]:
 
 def produce(job: dict) -> dict:
     validate.bad_job(job)
-    with _open(job["file"]) as f:
+    with open_file(job["file"]) as f:
         frames = _aloha_frames(f, job) if job["layout"] == "aloha" else _robomimic_frames(f, job)
     return {"task": job["task"], "frames": frames}

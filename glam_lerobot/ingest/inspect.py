@@ -28,7 +28,7 @@ def kind_of(path: Path) -> str:
         return "hdf5"
     if path.suffix == ".zip" or path.name.endswith(".zarr") or (path / ".zgroup").exists():
         return "umi"
-    if path.suffix in (".bag", ".mcap", ".db3") or (path / "metadata.yaml").exists():
+    if path.suffix in rosbag.BAG_SUFFIXES or (path / "metadata.yaml").exists():
         return "rosbag"
     raise ValueError(
         f"{path}: not a recording ingest reads (ROS bag .bag/.mcap/.db3 or bag folder, UMI .zarr/.zarr.zip, HDF5 .hdf5)"
@@ -123,7 +123,7 @@ def _umi(path: Path) -> dict:
 def _hdf5(path: Path) -> dict:
     from glam_lerobot.ingest import hdf5
 
-    with hdf5._open(path) as f:
+    with hdf5.open_file(path) as f:
         layout = hdf5.detect_layout(f, path)
         keys = []
         f.visititems(
@@ -133,7 +133,7 @@ def _hdf5(path: Path) -> dict:
                 else None
             )
         )
-        episodes = len(hdf5._demo_names(f)) if layout == "robomimic" else 1
+        episodes = len(hdf5.demo_names(f)) if layout == "robomimic" else 1
     return {"layout": layout, "episodes": episodes, "datasets": keys[:200]}
 
 

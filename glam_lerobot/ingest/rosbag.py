@@ -28,6 +28,7 @@ from glam_lerobot.ingest.resample import SYNC_MODES, grid_times, resize_images, 
 from glam_lerobot.writing import EpisodeError
 
 DEFAULT_MAPPING = "kinova_kortex.yaml"
+BAG_SUFFIXES = (".bag", ".mcap", ".db3")  # ROS 1, ROS 2 mcap, ROS 2 sqlite3 (a ROS 2 bag folder has metadata.yaml)
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 JOINT_TYPES = ("sensor_msgs/msg/JointState",)
 COMMAND_TYPES = ("sensor_msgs/msg/JointState", "trajectory_msgs/msg/JointTrajectory", "std_msgs/msg/Float64MultiArray")
@@ -65,9 +66,7 @@ def find_bags(paths: list[Path | str]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir() and not (p / "metadata.yaml").exists():
-            children = sorted(
-                c for c in p.iterdir() if c.suffix in (".bag", ".mcap", ".db3") or (c / "metadata.yaml").exists()
-            )
+            children = sorted(c for c in p.iterdir() if c.suffix in BAG_SUFFIXES or (c / "metadata.yaml").exists())
             if not children:
                 raise EpisodeError(p, None, "<file>", "folder holds no bags (.bag, .mcap, .db3 or ROS 2 bag folders)")
             out += children

@@ -55,7 +55,8 @@ def run_logged(
         raise RuntimeError(f"{Path(cmd[0]).name} exited with status {code}; last lines of {log}:\n{tail}")
 
 
-def _device(value: str | None) -> str:
+def resolve_device(value: str | None = None) -> str:
+    """'auto' (or nothing) -> cuda when there is one, else cpu; anything else as given."""
     if value in (None, "auto"):
         import torch
 
@@ -97,7 +98,7 @@ def train_policy_stage(stage: Stage, ctx: Context) -> dict:
             f"--dataset.repo_id={repo_id}",
             f"--dataset.root={dataset}",
             "--policy.push_to_hub=false",
-            f"--policy.device={_device(w.get('device'))}",
+            f"--policy.device={resolve_device(w.get('device'))}",
             f"--steps={steps}",
             f"--batch_size={int(w.get('batch_size', 32))}",
             f"--num_workers={int(w.get('num_workers', 1))}",
@@ -154,7 +155,7 @@ def evaluate_stage(stage: Stage, ctx: Context) -> dict:
             f"--env.task={w['task']}",
             f"--eval.n_episodes={episodes}",
             f"--eval.batch_size={min(int(w.get('batch_size', 1)), episodes)}",
-            f"--policy.device={_device(w.get('device'))}",
+            f"--policy.device={resolve_device(w.get('device'))}",
             f"--seed={int(w.get('seed', 0))}",
             f"--output_dir={tmp}",
         ]
