@@ -351,41 +351,39 @@ def _stale_stats(key: str) -> Row:
 
 
 def _mask_rows(root: Path, data_files: list[Path], masks: list[str], bounds: dict, deep: bool) -> list[Row]:
+    """Decode mask frames (each episode's first, or with `deep` all) one data file at a time; report the first
+    frame per episode and mask whose pixels are not 0/255."""
     import io
 
-    import pyarrow as pa
     import pyarrow.parquet as pq
     from PIL import Image
 
-    table = pa.concat_tables([pq.read_table(f, columns=masks) for f in data_files])
-    rows = []
-    for key in masks:
-        col = table.column(key).combine_chunks()
-        for ep, sel in bounds.items():
-            picks = sel if deep else sel[:1]
-            for r in picks:
-                item = col[int(r)].as_py()
+    wanted = {int(r): (ep, int(r - sel[0])) for ep, sel in bounds.items() for r in (sel if deep else sel[:1])}
+    bad: dict[tuple[int, str], Row] = {}
+    offset = 0
+    for f in data_files:
+        table = pq.read_table(f, columns=masks)
+        for key in masks:
+            col = table.column(key)
+            for r in range(offset, offset + table.num_rows):
+                if r not in wanted or (wanted[r][0], key) in bad:
+                    continue
+                ep, frame = wanted[r]
+                item = col[r - offset].as_py()
                 raw = item.get("bytes") if isinstance(item, dict) else None
                 if raw is None and isinstance(item, dict) and item.get("path"):
                     raw = (root / item["path"]).read_bytes()
                 if raw is None:
-                    rows.append(Row("FAIL", "", f"frame {int(r - sel[0])}: no image bytes", ep, key))
-                    break
-                pixels = np.asarray(Image.open(io.BytesIO(raw)))
-                odd = np.setdiff1d(np.unique(pixels), [0, 255])
+                    bad[ep, key] = Row("FAIL", "", f"frame {frame}: no image bytes", ep, key)
+                    continue
+                odd = np.setdiff1d(np.unique(np.asarray(Image.open(io.BytesIO(raw)))), [0, 255])
                 if len(odd):
-                    rows.append(
-                        Row(
-                            "FAIL",
-                            "",
-                            f"frame {int(r - sel[0])}: values {odd[:4].tolist()} besides 0/255 "
-                            "(a lossy codec or a resize blurred the mask)",
-                            ep,
-                            key,
-                        )
+                    message = (
+                        f"frame {frame}: values {odd[:4].tolist()} besides 0/255 (a lossy codec or a resize blurred it)"
                     )
-                    break
-    return rows
+                    bad[ep, key] = Row("FAIL", "", message, ep, key)
+        offset += table.num_rows
+    return list(bad.values())
 
 
 def _latent_rows(cols: dict, features: dict, bounds: dict) -> list[Row]:
@@ -463,40 +461,50 @@ def _mixture_rows(cols: dict, features: dict, bounds: dict) -> list[Row]:
 
 
 def _decode_rows(root: Path, info: dict, episodes, ep_index, lengths, videos) -> tuple[list[Row], list[Row]]:
-    """Decode every video file once; count each episode's frames by timestamp and look for frozen cameras."""
+    """Decode each video file once, streaming: per episode (its [from, to) timestamps), count the frames and keep
+    only its first frame and whether any later one differs, so memory does not grow with the file."""
     import av
 
     rows, frozen = [], []
     template = info.get("video_path", "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4")
     for key in videos:
-        chunk_i = _column(episodes, f"videos/{key}/chunk_index").astype(int)
-        file_i = _column(episodes, f"videos/{key}/file_index").astype(int)
-        t0 = _column(episodes, f"videos/{key}/from_timestamp")
-        t1 = _column(episodes, f"videos/{key}/to_timestamp")
-        decoded: dict[tuple[int, int], tuple[np.ndarray, list[np.ndarray]]] = {}
-        for i, ep in enumerate(ep_index):
-            f = (int(chunk_i[i]), int(file_i[i]))
-            if f not in decoded:
-                path = root / template.format(video_key=key, chunk_index=f[0], file_index=f[1])
-                try:
-                    with av.open(str(path)) as container:
-                        stream = container.streams.video[0]
-                        times, pics = [], []
-                        for frame in container.decode(stream):
-                            times.append(float(frame.pts * stream.time_base))
-                            pics.append(frame.to_ndarray(format="gray"))
-                    decoded[f] = (np.asarray(times), pics)
-                except Exception as exc:  # missing, truncated or undecodable file
-                    rows.append(Row("FAIL", "", f"{path}: cannot decode ({type(exc).__name__}: {exc})", int(ep), key))
-                    decoded[f] = (np.zeros(0), [])
-            times, pics = decoded[f]
-            inside = np.flatnonzero((times >= t0[i] - 1e-6) & (times < t1[i] - 1e-6))
-            if len(inside) != lengths[i] and len(times):
-                rows.append(Row("FAIL", "", f"{len(inside)} decoded frames for {lengths[i]} rows", int(ep), key))
-            if len(inside) > 1:
-                first = pics[inside[0]].astype(np.int16)
-                if all(np.abs(pics[j].astype(np.int16) - first).max() <= 1 for j in inside[1:]):
-                    frozen.append(Row("WARN", "", f"all {len(inside)} frames identical (frozen camera)", int(ep), key))
+        cols = {c: _column(episodes, f"videos/{key}/{c}") for c in ("chunk_index", "file_index")}
+        t0, t1 = (_column(episodes, f"videos/{key}/{c}") for c in ("from_timestamp", "to_timestamp"))
+        files: dict[tuple[int, int], list[int]] = {}  # file -> rows of meta/episodes it holds
+        for i in range(len(ep_index)):
+            files.setdefault((int(cols["chunk_index"][i]), int(cols["file_index"][i])), []).append(i)
+        for (chunk, file), members in files.items():
+            path = root / template.format(video_key=key, chunk_index=chunk, file_index=file)
+            members.sort(key=lambda m: t0[m])
+            starts = np.asarray([t0[m] for m in members]) - 1e-6
+            count = dict.fromkeys(members, 0)
+            first: dict[int, np.ndarray] = {}
+            changed = dict.fromkeys(members, False)
+            try:
+                with av.open(str(path)) as container:
+                    stream = container.streams.video[0]
+                    for frame in container.decode(stream):
+                        t = float(frame.pts * stream.time_base)
+                        k = int(np.searchsorted(starts, t, side="right")) - 1  # the episode starting last before t
+                        if k < 0 or t >= t1[members[k]] - 1e-6:
+                            continue  # between episodes' segments
+                        i = members[k]
+                        count[i] += 1
+                        pic = frame.to_ndarray(format="gray").astype(np.int16)
+                        if i not in first:
+                            first[i] = pic
+                        elif not changed[i] and np.abs(pic - first[i]).max() > 1:
+                            changed[i] = True
+            except Exception as exc:  # missing, truncated or undecodable file
+                ep = int(ep_index[members[0]])
+                rows.append(Row("FAIL", "", f"{path}: cannot decode ({type(exc).__name__}: {exc})", ep, key))
+                continue
+            for i in members:
+                ep = int(ep_index[i])
+                if count[i] != lengths[i]:
+                    rows.append(Row("FAIL", "", f"{count[i]} decoded frames for {lengths[i]} rows", ep, key))
+                if count[i] > 1 and not changed[i]:
+                    frozen.append(Row("WARN", "", f"all {count[i]} frames identical (frozen camera)", ep, key))
     return rows, frozen
 
 
