@@ -41,7 +41,7 @@ def push(
 ) -> None:
     """Push a dataset or world-model checkpoint to the Hub as one commit.
 
-    Reads FOLDER: a dataset (meta/info.json; validated with LeRobot first) or a checkpoint (model.safetensors +
+    Reads FOLDER: a dataset (meta/info.json; checked first: LeRobot loads it and `validate` finds no FAIL) or a checkpoint (model.safetensors +
     config.json). Writes one commit to the repo's branch (files the branch no longer needs are deleted), renders
     the card as README.md, and tags it: an original dataset on main moves LeRobot's `v3.0` tag; a derived
     dataset (meta/glam.json has a parent) goes to its own branch and tag named after its revision, leaving the

@@ -12,8 +12,8 @@ Built on huggingface_hub (one `create_commit` per push) and LeRobot's own loadin
   new branch is created just before the commit: if the push dies between the two it holds its parent's commit,
   and `revisions` flags it); running it again completes it, and files already uploaded are not sent twice. Files on the branch that the local folder no longer has are deleted (LeRobot's
   push_to_hub never deletes, which leaves stale shards that LeRobot then loads).
-- A dataset that does not load with LeRobot, or whose meta/info.json and meta/episodes disagree with its data,
-  is refused before anything is uploaded.
+- A dataset that does not load with LeRobot, or that fails a check of glam_lerobot.validate (meta/info.json and
+  meta/episodes against the data, timestamps, NaN, stats, ...), is refused before anything is uploaded.
 - The card (README.md) is rendered fresh from the data at push time (glam_lerobot.cards).
 
 Pulled datasets land in LeRobot's revision-safe cache (`HF_LEROBOT_HOME/hub`, one snapshot per commit) unless a
