@@ -36,6 +36,7 @@ import torch
 
 from glam_lerobot import provenance, schema
 from glam_lerobot.world_model import data as wm_data
+from glam_lerobot.world_model.relabel import idm_latents
 
 # The gate (issue: "GLAM that works"): written once, here.
 GATE = {
@@ -112,28 +113,6 @@ def load_pairs(
     return out
 
 
-@torch.no_grad()
-def _idm_latents(
-    model,
-    src: wm_data.Source,
-    rows: np.ndarray,
-    image_src: wm_data.Source | None = None,
-    image_rows: np.ndarray | None = None,
-    batch: int = 256,
-) -> np.ndarray:
-    """IDM means for transitions `rows` of src; with image_src, the images come from image_rows of that source."""
-    c = model.config
-    image_src = image_src or src
-    image_rows = rows if image_rows is None else image_rows
-    out = []
-    for i in range(0, len(rows), batch):
-        r, ir = rows[i : i + batch], image_rows[i : i + batch]
-        imgs = wm_data.gather_images(image_src, np.concatenate([ir, ir + 1]), c.cameras, c.input, c.image_size)
-        ee = torch.from_numpy(src.ee_pose[np.concatenate([r, r + 1])])
-        out.append(model.infer_latents(imgs[: len(r)], ee[: len(r)], imgs[len(r) :], ee[len(r) :]).numpy())
-    return np.concatenate(out)
-
-
 def _rms(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(((a - b) ** 2).mean(-1)).mean())
 
@@ -151,8 +130,8 @@ def diagnose(model, pairs: PairSet, replay: bool = False, grad_batch: int = 64, 
         a_rows = np.concatenate([p.aux_rows for p in plist])
         step = np.concatenate([np.arange(len(p.target_rows)) for p in plist])
         which = np.concatenate([np.full(len(p.target_rows), i) for i, p in enumerate(plist)])
-        z_t = _idm_latents(model, tgt, t_rows)
-        z_a = _idm_latents(model, src, a_rows)
+        z_t = idm_latents(model, tgt, t_rows)
+        z_a = idm_latents(model, src, a_rows)
         random_d = float(torch.cdist(torch.from_numpy(z_a), torch.from_numpy(z_t)).mean())
         same_d = float(np.linalg.norm(z_a - z_t, axis=1).mean())
         hits, chance = [], []
@@ -164,8 +143,8 @@ def diagnose(model, pairs: PairSet, replay: bool = False, grad_batch: int = 64, 
             hits.append(which[nearest] == which[i])
             chance.append(1.0 / len(cand))
         # image swap: the aux transitions with the paired Kinova frames (and the other way round), pose kept
-        z_a_swap = _idm_latents(model, src, a_rows, tgt, t_rows)
-        z_t_swap = _idm_latents(model, tgt, t_rows, src, a_rows)
+        z_a_swap = idm_latents(model, src, a_rows, tgt, t_rows)
+        z_t_swap = idm_latents(model, tgt, t_rows, src, a_rows)
         swap = 0.5 * (np.linalg.norm(z_a_swap - z_a, axis=1).mean() + np.linalg.norm(z_t_swap - z_t, axis=1).mean())
         row = {
             "pairs": len(plist),

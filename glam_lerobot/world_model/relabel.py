@@ -58,23 +58,43 @@ class RelabelSummary:
 
 
 @torch.no_grad()
+def idm_latents(
+    model,
+    src: wm_data.Source,
+    rows: np.ndarray,
+    image_src: wm_data.Source | None = None,
+    image_rows: np.ndarray | None = None,
+    batch: int = 256,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """IDM posterior means (len(rows), d) for transitions rows -> rows + 1 of `src`. With `image_src`, the images
+    come from `image_rows` of that source and the poses from `src` (diagnose's image-swap probe)."""
+    c = model.config
+    image_src = image_src or src
+    image_rows = rows if image_rows is None else image_rows
+    out = []
+    for i in range(0, len(rows), batch):
+        r, ir = rows[i : i + batch], image_rows[i : i + batch]
+        imgs = wm_data.gather_images(image_src, np.concatenate([ir, ir + 1]), c.cameras, c.input, c.image_size)
+        imgs = imgs.to(device)
+        ee = torch.from_numpy(src.ee_pose[np.concatenate([r, r + 1])]).to(device)
+        z = model.infer_latents(imgs[: len(r)], ee[: len(r)], imgs[len(r) :], ee[len(r) :])
+        out.append(z.float().cpu().numpy())
+    return np.concatenate(out)
+
+
+@torch.no_grad()
 def infer_source_latents(
     model, source: wm_data.Source, batch_size: int = 256, device: str | torch.device = "cpu"
 ) -> tuple[np.ndarray, np.ndarray]:
     """(latents (N, d) float32, is_pad (N,) float32) for every frame of one source (see the module docstring)."""
-    c = model.config
-    n, d = len(source), c.latent_dim
-    latents = np.zeros((n, d), np.float32)
+    n = len(source)
+    latents = np.zeros((n, model.config.latent_dim), np.float32)
     is_pad = np.ones(n, np.float32)
     rows = source.transition_rows()
-    for i in range(0, len(rows), batch_size):
-        r = rows[i : i + batch_size]
-        both = wm_data.gather_images(source, np.concatenate([r, r + 1]), c.cameras, c.input, c.image_size)
-        both = both.to(device)
-        ee = torch.from_numpy(source.ee_pose[np.concatenate([r, r + 1])]).to(device)
-        z = model.infer_latents(both[: len(r)], ee[: len(r)], both[len(r) :], ee[len(r) :])
-        latents[r] = z.float().cpu().numpy()
-        is_pad[r] = 0.0
+    if len(rows):
+        latents[rows] = idm_latents(model, source, rows, batch=batch_size, device=device)
+        is_pad[rows] = 0.0
     for _, start, end in source.episode_bounds():
         if end - start >= 2:  # the last frame repeats the previous latent
             latents[end - 1] = latents[end - 2]
