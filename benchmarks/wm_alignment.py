@@ -33,6 +33,8 @@ VARIANTS = {
     "masks_no_min_std": (["--input", "masks", "--min-std", "0"], "GLAM-O, no posterior std floor"),
     "masks_min_std_0.3": (["--input", "masks", "--min-std", "0.3"], "GLAM-O, posterior std floor 0.3"),
     "masks_uniform_batches": (["--input", "masks", "--target-fraction", "0"], "GLAM-O, uniform batches"),
+    "masks_step_forward": (["--input", "masks", "--step-forward"], "GLAM-O, forward error in per-step units"),
+    "rgb_step_forward": (["--input", "rgb", "--step-forward"], "GLAM, forward error in per-step units"),
 }
 TRAIN = (10, 0)  # Kinova episodes, first seed
 AUX = (20, 1000)  # UMI episodes, first seed
@@ -93,8 +95,12 @@ def record(work: Path) -> dict[str, Path]:
     return roots
 
 
-def train(work: Path, roots: dict, name: str, steps: int) -> tuple[Path, str]:
-    out = work / name
+def run_name(name: str, seed: int) -> str:
+    return name if seed == 0 else f"{name}_s{seed}"
+
+
+def train(work: Path, roots: dict, name: str, steps: int, seed: int = 0) -> tuple[Path, str]:
+    out = work / run_name(name, seed)
     cmd = cli() + [
         "train-wm",
         "--mixture",
@@ -108,7 +114,7 @@ def train(work: Path, roots: dict, name: str, steps: int) -> tuple[Path, str]:
         "--threads",
         "1",
         "--seed",
-        "0",
+        str(seed),
         "--save-every",
         str(steps),
         "--log-every",
@@ -124,7 +130,7 @@ def train(work: Path, roots: dict, name: str, steps: int) -> tuple[Path, str]:
     if not (out / "diagnostics.json").is_file():
         if out.exists():
             raise SystemExit(f"{out} holds an unfinished run: remove it")
-        sh(cmd, work / f"{name}.log")
+        sh(cmd, work / f"{out.name}.log")
     return out, shlex.join(["glam-lerobot", *cmd[1:]])
 
 
@@ -164,7 +170,7 @@ def command_of(run: Path) -> str:
         "image_size",
     }
     if "min_std" in settings:  # the model's own config says which options it was built with (absent = off)
-        for k in ("feature_norm", "idm_delta"):
+        for k in ("feature_norm", "idm_delta", "step_forward"):
             settings[k] = bool(config["model"].get(k))
         settings.setdefault("target_fraction", None)
     flags = []
@@ -226,9 +232,9 @@ def write_results(rows: list[dict], out: Path, steps: int) -> None:
         "# World-model alignment on lift (one seed, CPU)",
         "",
         f"Data: {TRAIN[0]} Kinova (seeds {TRAIN[1]}-{TRAIN[1] + TRAIN[0] - 1}) + {AUX[0]} UMI lift episodes, 64 px; "
-        f"{steps} world-model steps at batch 32, seed 0; diagnostics on {PAIRS[0]} unseen same-seed Kinova/UMI pairs "
-        f"(seeds {PAIRS[1]}-{PAIRS[1] + PAIRS[0] - 1}). One training seed: differences of a few points in retrieval "
-        "or one replay episode are within noise.",
+        f"{steps} world-model steps at batch 32, training seed in the row's name (none: 0); diagnostics on {PAIRS[0]} unseen same-seed Kinova/UMI pairs "
+        f"(seeds {PAIRS[1]}-{PAIRS[1] + PAIRS[0] - 1}). Differences of a few points in retrieval or one replay "
+        "episode are within one seed's noise: compare rows across seeds.",
         "",
         "| variant | distance ratio (gate <= 0.1) | same-step retrieval (>= 90%) | image swap (>= 0.05) | decoded-action "
         "error UMI / Kinova / encoder (<= 0.3) | open-loop replay UMI / Kinova / encoder | grad into IDM: align / "
@@ -291,6 +297,7 @@ def main() -> None:
     ap.add_argument("--variants", default=",".join(VARIANTS), help="variants to train ('' for none)")
     ap.add_argument("--run", action="append", default=[], help="LABEL:RUN_DIR, an existing world-model folder")
     ap.add_argument("--results", type=Path, default=Path("benchmarks/results/wm-alignment"))
+    ap.add_argument("--seeds", default="0", help="training seeds of each variant, e.g. 0,1,2")
     ap.add_argument("--jobs", type=int, default=1, help="variants trained side by side (one torch thread each)")
     args = ap.parse_args()
     work = args.workdir.resolve()
@@ -305,9 +312,13 @@ def main() -> None:
         raise SystemExit(f"unknown variant(s) {bad}; choose from {', '.join(VARIANTS)}")
     from concurrent.futures import ThreadPoolExecutor
 
+    jobs = [(n, int(seed)) for n in names for seed in args.seeds.split(",")]
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:  # each job is its own train-wm process
-        runs = list(pool.map(lambda n: train(work, roots, n, args.steps), names))
-    rows += [row(n, run, VARIANTS[n][1], cmd, diagnose(roots, run)) for n, (run, cmd) in zip(names, runs, strict=True)]
+        runs = list(pool.map(lambda job: train(work, roots, job[0], args.steps, job[1]), jobs))
+    rows += [
+        row(run.name, run, VARIANTS[n][1] + (f", seed {seed}" if seed else ""), cmd, diagnose(roots, run))
+        for (n, seed), (run, cmd) in zip(jobs, runs, strict=True)
+    ]
     write_results(rows, args.results, args.steps)
 
 

@@ -8,6 +8,7 @@ steady with one thread. An explicit OMP_NUM_THREADS always wins over the automat
 
 from __future__ import annotations
 
+import functools
 import os
 
 
@@ -34,3 +35,16 @@ def subprocess_env(threads: int | None = None) -> dict[str, str]:
     n = str(threads or env.get("OMP_NUM_THREADS") or auto_cpu_threads())
     env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = n
     return env
+
+
+@functools.cache
+def video_backend() -> str:
+    """The video decoder for LeRobot datasets: torchcodec (LeRobot's default) when it loads, else pyav.
+
+    torchcodec needs the system FFmpeg libraries (Debian: `apt install ffmpeg`); without them LeRobot prints a
+    long traceback and falls back to pyav on its own, so the toolkit asks once and passes the answer."""
+    try:
+        from torchcodec.decoders import VideoDecoder  # noqa: F401  (loads libtorchcodec and FFmpeg)
+    except Exception:  # ImportError, or RuntimeError when no FFmpeg library loads
+        return "pyav"
+    return "torchcodec"

@@ -29,6 +29,11 @@ LATENT = "latent.action"  # float32 (d,): IDM posterior mean for the transition 
 LATENT_IS_PAD = "latent.is_pad"  # float32 (1,): 1 on an episode's last frame (no next frame: latent repeats t-1)
 LATENT_CHUNK = "latent.chunk"  # float32 (H * d,): latents t .. t+H-1 flattened, zero past the episode end
 LATENT_CHUNK_IS_PAD = "latent.chunk_is_pad"  # float32 (H,): 1 where the chunk runs past the episode end
+# float32 (H * A,) / (H,): actions t .. t+H-1 of the episode, exactly what LeRobot's delta query on `action` returns
+# (past the end: the last action repeated, pad 1). Policies read it instead of that query, which LeRobot 0.6.1
+# answers by converting every column of H rows (~55% of a training sample).
+ACTION_CHUNK = "chunk.action"
+ACTION_CHUNK_IS_PAD = "chunk.action_is_pad"
 SOURCE = "mixture.source"  # int64 (1,): index into the mixture's list of datasets (meta/glam.json)
 ACTION_IS_REAL = "mixture.action_is_real"  # float32 (1,): 1 for target-robot frames, 0 where `action` is filler
 SIM_QPOS = "sim.qpos"  # float32 (nq,): full simulator state, so ground-truth masks can be re-rendered later

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from glam_lerobot import schema, synthetic
+from glam_lerobot.world_model.relabel import action_chunks
 
 os.environ.setdefault("SVT_LOG", "1")  # the AV1 encoder's banner per episode buries the test output
 
@@ -30,6 +31,8 @@ def mixture_features(image_size: int = 32) -> dict:
     feats = schema.features(image_size=(image_size, image_size), robot=True)
     feats[schema.LATENT_CHUNK] = {"dtype": "float32", "shape": (CHUNK * LATENT_DIM,), "names": None}
     feats[schema.LATENT_CHUNK_IS_PAD] = {"dtype": "float32", "shape": (CHUNK,), "names": None}
+    feats[schema.ACTION_CHUNK] = {"dtype": "float32", "shape": (CHUNK * schema.STATE_DIM_PER_ARM,), "names": None}
+    feats[schema.ACTION_CHUNK_IS_PAD] = {"dtype": "float32", "shape": (CHUNK,), "names": None}
     feats[schema.ACTION_IS_REAL] = {"dtype": "float32", "shape": (1,), "names": None}
     feats[schema.SOURCE] = {"dtype": "int64", "shape": (1,), "names": None}
     return feats
@@ -54,6 +57,9 @@ def produce_mixture(job: dict) -> dict:
     if not job["robot"]:
         frames[schema.STATE] = np.zeros_like(frames[schema.STATE])
         frames[schema.ACTION] = np.zeros_like(frames[schema.ACTION])
+    frames[schema.ACTION_CHUNK], frames[schema.ACTION_CHUNK_IS_PAD] = action_chunks(
+        frames[schema.ACTION], np.zeros(T, np.int64), CHUNK
+    )
     return episode
 
 
@@ -72,7 +78,7 @@ def mixture(tmp_path_factory) -> Path:
     return root
 
 
-def _policy_and_batch(root: Path, policy_type: str = "glam_mip", batch_size: int = 8, seed: int = 0):
+def _policy_and_batch(root: Path, policy_type: str = "glam_mip", batch_size: int = 8, seed: int = 0, **settings):
     """What lerobot-train does before the first step: dataset, policy, processors, one preprocessed batch."""
     from lerobot.configs.policies import PreTrainedConfig
     from lerobot.datasets.factory import resolve_delta_timestamps
@@ -82,7 +88,7 @@ def _policy_and_batch(root: Path, policy_type: str = "glam_mip", batch_size: int
     import glam_lerobot.policies.register  # noqa: F401  (lerobot-train imports it through the plugin)
 
     torch.manual_seed(seed)
-    cfg = PreTrainedConfig.get_choice_class(policy_type)(device="cpu", push_to_hub=False)
+    cfg = PreTrainedConfig.get_choice_class(policy_type)(device="cpu", push_to_hub=False, **settings)
     meta = LeRobotDatasetMetadata(REPO, root=root)
     ds = LeRobotDataset(REPO, root=root, delta_timestamps=resolve_delta_timestamps(cfg, meta), video_backend="pyav")
     policy = make_policy(cfg, ds_meta=meta)
@@ -146,13 +152,13 @@ def test_mixture_columns_reach_the_policy_and_aux_frames_never_touch_the_action_
     policy, _, _, _, batch = _policy_and_batch(mixture, batch_size=16)
     real = batch[schema.ACTION_IS_REAL].reshape(-1)
     assert batch[schema.LATENT_CHUNK].shape == (16, CHUNK * LATENT_DIM)  # survived LeRobot's preprocessor
-    assert batch[schema.ACTION].shape == (16, CHUNK, 8) and 0 < real.sum() < 16  # both kinds of frame
+    assert batch[schema.ACTION_CHUNK].shape == (16, CHUNK * 8) and 0 < real.sum() < 16  # both kinds of frame
     assert policy.config.latent_dim == LATENT_DIM
 
-    action = batch[schema.ACTION].clone().requires_grad_(True)
+    action = batch[schema.ACTION_CHUNK].clone().requires_grad_(True)
     state = batch[schema.STATE].clone().requires_grad_(True)
     torch.manual_seed(1)
-    loss, parts = policy.forward({**batch, schema.ACTION: action, schema.STATE: state})
+    loss, parts = policy.forward({**batch, schema.ACTION_CHUNK: action, schema.STATE: state})
     assert torch.isfinite(loss) and parts["action_loss"] > 0 and parts["latent_loss"] > 0
     loss.backward()
     aux = real < 0.5
@@ -160,10 +166,31 @@ def test_mixture_columns_reach_the_policy_and_aux_frames_never_touch_the_action_
     assert action.grad[~aux].abs().sum() > 0 and state.grad[~aux].abs().sum() > 0
     # and garbage in the aux frames' filler does not change the loss
     torch.manual_seed(1)
-    junk = batch[schema.ACTION].clone()
+    junk = batch[schema.ACTION_CHUNK].clone()
     junk[aux] = 1e4
-    loss_junk, _ = policy.forward({**batch, schema.ACTION: junk, schema.STATE: batch[schema.STATE]})
+    loss_junk, _ = policy.forward({**batch, schema.ACTION_CHUNK: junk, schema.STATE: batch[schema.STATE]})
     assert loss_junk.item() == pytest.approx(loss.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("policy_type", ["glam_mip", "mip"])
+def test_the_action_chunk_column_trains_exactly_like_lerobots_delta_query(mixture, policy_type):
+    """Same weights, same batch: the loss from `chunk.action` equals the loss from the 20-step delta query."""
+    losses = {}
+    for column in (True, False):
+        policy, _, _, _, batch = _policy_and_batch(
+            mixture, policy_type=policy_type, batch_size=16, action_chunk_column=column
+        )
+        assert (schema.ACTION_CHUNK in batch) and batch[schema.ACTION].ndim == (2 if column else 3)
+        torch.manual_seed(1)
+        losses[column] = policy.forward(batch)[0].item()
+    assert losses[True] == pytest.approx(losses[False], rel=1e-6)
+
+
+def test_a_mixture_without_the_action_chunk_column_is_refused_with_the_way_out(mixture):
+    policy, _, _, _, batch = _policy_and_batch(mixture, batch_size=4)
+    batch.pop(schema.ACTION_CHUNK)
+    with pytest.raises(KeyError, match="relabel again, or pass --policy.action_chunk_column=false"):
+        policy.forward(batch)
 
 
 def test_toolkit_columns_also_survive_a_preprocessor_reloaded_from_a_checkpoint(mixture, tmp_path):

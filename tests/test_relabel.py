@@ -137,6 +137,24 @@ def test_merged_mixture_dataset_loads_with_stock_lerobot(relabelled):
     assert tuple(item[schema.image_key("overhead")].shape) == (3, 32, 32)
 
 
+def test_the_action_chunk_column_is_what_lerobots_delta_query_returns(relabelled):
+    """Policies read `chunk.action` instead of LeRobot's (slow) 20-step delta query: same values, same pads."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    root = relabelled["out"] / "mixture"
+    ds = LeRobotDataset(
+        "local/tiny-glam",
+        root=root,
+        video_backend="pyav",
+        delta_timestamps={schema.ACTION: [i / 10 for i in range(20)]},
+    )
+    for i in (0, 5, 9, 12, 39, 40, 48, len(ds) - 1):  # episode starts, ends and the middle, both sources
+        item = ds[i]
+        np.testing.assert_allclose(item[schema.ACTION_CHUNK].reshape(20, -1), item[schema.ACTION], atol=1e-6)
+        np.testing.assert_array_equal(item[schema.ACTION_CHUNK_IS_PAD].numpy() > 0.5, item["action_is_pad"].numpy())
+    assert item[schema.ACTION_CHUNK_IS_PAD].sum() == 19  # the last frame: one real step, 19 pads
+
+
 def test_latents_plot_colours_every_source(relabelled):
     png = relabelled["work"] / "latents.png"
     out = cli("latents", "plot", str(relabelled["out"] / "mixture"), "--output", str(png))

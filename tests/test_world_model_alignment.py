@@ -129,6 +129,35 @@ def test_the_encoder_variance_cannot_collapse_under_the_alignment_kl():
     assert float(grad.abs().max()) <= 1.0 / 0.1**2 + 1e-3  # gap 1 / var floor
 
 
+def test_step_forward_measures_the_pose_error_in_steps_so_the_grounding_reaches_the_idm():
+    """--step-forward (measured, off by default: benchmarks/results/wm-alignment): a forward model that predicts
+    "no motion" errs by one step's worth of pose change, ~1 per dimension, instead of ~1e-3 of the mixture's spread,
+    and its gradient into the IDM grows by the same factor."""
+    from glam_lerobot.world_model.glam import GLAM, GLAMConfig
+
+    kinova, umi = _same_motion_two_sources()
+    stats = wm_data.compute_stats([kinova, umi], arms=1)
+    rows = kinova.transition_rows()
+    ee_t, ee_next = (torch.from_numpy(kinova.ee_pose[r]) for r in (rows, rows + 1))
+    errors, grads = {}, {}
+    for step_forward in (False, True):
+        torch.manual_seed(0)
+        model = GLAM(GLAMConfig(image_size=32, step_forward=step_forward))
+        model.set_stats({k: {m: torch.from_numpy(v) for m, v in d.items()} for k, d in stats.items()})
+        f = model.config.feature_dim
+        x_t = torch.cat([torch.zeros(len(rows), f), model._norm("ee_pose", ee_t)], -1)
+        x_next = torch.cat([torch.zeros(len(rows), f), model._norm("ee_pose", ee_next)], -1)
+        z = torch.zeros(len(rows), model.config.latent_dim, requires_grad=True)
+        (g,) = torch.autograd.grad(model.forward_error(x_t, z, x_next).mean(), z)  # same initial weights both times
+        grads[step_forward] = float(g.norm())
+        with torch.no_grad():  # a forward model that predicts no change
+            for p in model.forward_model.parameters():
+                p.zero_()
+            errors[step_forward] = float(model.forward_error(x_t, z, x_next).mean())
+    assert errors[False] < 0.01 and 0.5 < errors[True] < 5  # ~one step's change per pose dimension
+    assert grads[True] > 30 * grads[False]
+
+
 def test_swapping_only_the_images_moves_the_latent():
     from glam_lerobot.world_model.glam import GLAM, GLAMConfig
 

@@ -58,6 +58,11 @@ def train_wm(
         "--idm-delta/--no-idm-delta",
         help="the IDM reads x_t and the per-step change x_t+1 - x_t scaled to unit std (instead of x_t, x_t+1)",
     ),
+    step_forward: bool = typer.Option(
+        False,
+        "--step-forward/--no-step-forward",
+        help="measure the forward model's pose error in per-step units, image and pose halves weighted alike",
+    ),
     target_fraction: float = typer.Option(
         0.5,
         help="share of target-robot rows in every batch (the only rows the "
@@ -106,6 +111,7 @@ def train_wm(
         min_std=min_std,
         feature_norm=feature_norm,
         idm_delta=idm_delta,
+        step_forward=step_forward,
         target_fraction=target_fraction or None,
         diagnose_target=str(diagnose_target) if diagnose_target else None,
         diagnose_aux=[str(p) for p in diagnose_aux or []],
@@ -135,7 +141,7 @@ def relabel(
     Reads the world model and every dataset of MIXTURE (parents are not modified). Writes
     OUTPUT/datasets/<name>@<revision>/ (parent + latent.action, latent.is_pad; provenance names the world model
     and its sha256) and OUTPUT/mixture/: all frames in one LeRobot dataset for `lerobot-train
-    --policy.type=glam_mip` (cameras renamed, mixture.source, mixture.action_is_real, latent.chunk, latent.chunk_is_pad).
+    --policy.type=glam_mip` (cameras renamed, mixture.source, mixture.action_is_real, latent.chunk, latent.chunk_is_pad, chunk.action, chunk.action_is_pad).
     """
     from glam_lerobot.world_model.relabel import relabel as run
 

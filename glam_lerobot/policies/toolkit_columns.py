@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from glam_lerobot import schema
 
-TOOLKIT_BATCH_KEYS = (schema.LATENT_CHUNK, schema.LATENT_CHUNK_IS_PAD, schema.ACTION_IS_REAL, schema.SOURCE)
+TOOLKIT_BATCH_KEYS = (
+    schema.LATENT_CHUNK,
+    schema.LATENT_CHUNK_IS_PAD,
+    schema.ACTION_CHUNK,
+    schema.ACTION_CHUNK_IS_PAD,
+    schema.ACTION_IS_REAL,
+    schema.SOURCE,
+)
 
 
 def keep_toolkit_columns() -> None:

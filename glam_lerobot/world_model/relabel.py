@@ -118,6 +118,21 @@ def latent_chunks(
     return chunk.reshape(n, horizon * d), pad
 
 
+def action_chunks(
+    actions: np.ndarray, episode_index: np.ndarray, horizon: int = HORIZON
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame t: actions t .. t+H-1 of the same episode, flattened (N, H*A), and the pad mask (N, H), with the
+    semantics of LeRobot's delta query (an index past the episode's end repeats its last action and is padding)."""
+    n = len(actions)
+    steps = np.arange(horizon)
+    starts = np.flatnonzero(np.r_[True, episode_index[1:] != episode_index[:-1]])
+    last = np.repeat(np.r_[starts[1:], n] - 1, np.diff(np.r_[starts, n]))  # last row of each row's episode
+    rows = np.arange(n)[:, None] + steps[None, :]
+    pad = rows > last[:, None]
+    chunk = actions[np.minimum(rows, last[:, None])]
+    return chunk.reshape(n, -1).astype(np.float32), pad.astype(np.float32)
+
+
 def latent_features(latent_dim: int) -> dict[str, dict]:
     return {
         schema.LATENT: {"dtype": "float32", "shape": (latent_dim,), "names": [f"z{i}" for i in range(latent_dim)]},
@@ -209,6 +224,9 @@ def merged_features(
     feats.update(latent_features(latent_dim))
     feats[schema.LATENT_CHUNK] = {"dtype": "float32", "shape": (horizon * latent_dim,), "names": None}
     feats[schema.LATENT_CHUNK_IS_PAD] = {"dtype": "float32", "shape": (horizon,), "names": None}
+    action_dim = feats[schema.ACTION]["shape"][0]
+    feats[schema.ACTION_CHUNK] = {"dtype": "float32", "shape": (horizon * action_dim,), "names": None}
+    feats[schema.ACTION_CHUNK_IS_PAD] = {"dtype": "float32", "shape": (horizon,), "names": None}
     feats[schema.SOURCE] = {"dtype": "int64", "shape": (1,), "names": None}
     feats[schema.ACTION_IS_REAL] = {"dtype": "float32", "shape": (1,), "names": None}
     return feats
@@ -250,6 +268,8 @@ def write_merged(
     jobs = []
     for i, (s, (latents, is_pad)) in enumerate(zip(sources, results, strict=True)):
         chunk, chunk_pad = latent_chunks(latents, is_pad, s.episode_index, horizon)
+        action = s.action if s.action is not None else np.zeros((len(s), schema.STATE_DIM_PER_ARM * arms), np.float32)
+        action_chunk, action_chunk_pad = action_chunks(action, s.episode_index, horizon)
         arrays = work / f"source-{i:03d}.npz"
         np.savez(
             arrays,
@@ -259,9 +279,9 @@ def write_merged(
             chunk_pad=chunk_pad,
             ee=s.ee_pose,
             state=s.state if s.state is not None else np.zeros((len(s), schema.STATE_DIM_PER_ARM * arms), np.float32),
-            action=s.action
-            if s.action is not None
-            else np.zeros((len(s), schema.STATE_DIM_PER_ARM * arms), np.float32),
+            action=action,
+            action_chunk=action_chunk,
+            action_chunk_pad=action_chunk_pad,
         )
         own = _rgb(s)
         for key in cams:  # RGB is decoded into the cache here even when the world model read masks
@@ -311,6 +331,8 @@ def write_merged(
                 "latent": schema.LATENT,
                 "latent_chunk": schema.LATENT_CHUNK,
                 "latent_chunk_is_pad": schema.LATENT_CHUNK_IS_PAD,
+                "action_chunk": schema.ACTION_CHUNK,
+                "action_chunk_is_pad": schema.ACTION_CHUNK_IS_PAD,
             },
             "history": [
                 {
@@ -321,6 +343,8 @@ def write_merged(
                         schema.LATENT_IS_PAD,
                         schema.LATENT_CHUNK,
                         schema.LATENT_CHUNK_IS_PAD,
+                        schema.ACTION_CHUNK,
+                        schema.ACTION_CHUNK_IS_PAD,
                         schema.SOURCE,
                         schema.ACTION_IS_REAL,
                     ],
@@ -370,6 +394,8 @@ def produce_merged_episode(job: dict) -> dict:
     frames[schema.LATENT_IS_PAD] = arr["is_pad"][a:b, None]
     frames[schema.LATENT_CHUNK] = arr["chunk"][a:b]
     frames[schema.LATENT_CHUNK_IS_PAD] = arr["chunk_pad"][a:b]
+    frames[schema.ACTION_CHUNK] = arr["action_chunk"][a:b]
+    frames[schema.ACTION_CHUNK_IS_PAD] = arr["action_chunk_pad"][a:b]
     frames[schema.SOURCE] = np.full((n, 1), job["source"], np.int64)
     frames[schema.ACTION_IS_REAL] = np.full((n, 1), 1.0 if job["robot"] else 0.0, np.float32)
     return {"task": job["task"], "frames": frames}

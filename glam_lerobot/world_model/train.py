@@ -42,6 +42,7 @@ class TrainSettings:
     min_std: float = 0.1  # soft floor on the posteriors' std (modules.GaussianHead)
     feature_norm: bool = True  # LayerNorm on the visual feature (modules.ConvEncoder); False = the old dead path
     idm_delta: bool = True  # the IDM reads the scaled change x_t+1 - x_t (GLAM.idm_posterior)
+    step_forward: bool = False  # forward-model error in per-step units (GLAM.forward_error)
     target_fraction: float | None = 0.5  # share of target rows in every batch (data.StepBatchSampler); None: uniform
     image_size: int | None = None  # default: the target dataset's frame size
     log_every: int = 10
@@ -106,6 +107,7 @@ def build_config(sources, settings: TrainSettings) -> GLAMConfig:
         min_std=settings.min_std,
         feature_norm=settings.feature_norm,
         idm_delta=settings.idm_delta,
+        step_forward=settings.step_forward,
         model=settings.method,
     )
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from glam_lerobot.pipeline.context import Context, Staged, clear, write_json
 from glam_lerobot.pipeline.curves import loss_plot, policy_losses
 from glam_lerobot.pipeline.recipe import Stage
+from glam_lerobot.runtime import video_backend
 
 
 def _lerobot_exe(name: str) -> str:
@@ -106,7 +107,7 @@ def train_policy_stage(stage: Stage, ctx: Context) -> dict:
             f"--log_freq={int(w.get('log_freq', 50))}",
             f"--save_freq={min(int(w.get('save_freq', steps)), steps)}",
             f"--output_dir={out}",
-            "--dataset.video_backend=pyav",
+            f"--dataset.video_backend={video_backend()}",
             *_cli_args(w.get("args")),
         ]
     show = lambda line: "step:" in line and "loss:" in line  # noqa: E731

@@ -24,3 +24,4 @@ class GlamMipConfig(MipConfig):
     decoder_width: int = 256
     decoder_layers: int = 4
     action_loss_weight: float = 1.0
+    action_chunk_column: bool = True  # the merged mixture always has `chunk.action` (MipConfig)

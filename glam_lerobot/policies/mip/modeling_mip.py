@@ -188,14 +188,28 @@ class MipPolicy(PreTrainedPolicy):
         images = [batch[schema.image_key(c)] for c in self.config.cameras]
         return model.encoder(images, self._proprio(batch))
 
+    def _action_chunk(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
+        """The (B, H, A) absolute action chunk and its (B, H) pad mask: from `chunk.action` with
+        `action_chunk_column`, else from LeRobot's delta query (`action`, `action_is_pad`)."""
+        if not self.config.action_chunk_column:
+            return batch[schema.ACTION], batch.get("action_is_pad")
+        if schema.ACTION_CHUNK not in batch:
+            raise KeyError(
+                f"the training batch has no `{schema.ACTION_CHUNK}` column (a mixture relabelled before it existed?): "
+                "relabel again, or pass --policy.action_chunk_column=false to read the chunk through LeRobot's "
+                "delta query"
+            )
+        chunk = batch[schema.ACTION_CHUNK]
+        pad = batch.get(schema.ACTION_CHUNK_IS_PAD)
+        return chunk.view(chunk.shape[0], self.config.chunk_size, -1), None if pad is None else pad > 0.5
+
     def _relative_chunk(self, batch: dict[str, Tensor]) -> Tensor:
-        action = batch[schema.ACTION]
+        action, _ = self._action_chunk(batch)
         return schema.relative_action(action, batch[schema.STATE][:, None, :].to(action.dtype), arms=self.arms)
 
     def _action_mask(self, batch: dict[str, Tensor]) -> Tensor:
         """(B, H): 1 where the chunk step is inside the episode and the frame's action is real."""
-        action = batch[schema.ACTION]
-        pad = batch.get("action_is_pad")
+        action, pad = self._action_chunk(batch)
         valid = torch.ones(action.shape[:2], device=action.device) if pad is None else (~pad.bool()).float()
         return valid * self._real(batch, action)[:, None]
 
