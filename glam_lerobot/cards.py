@@ -62,6 +62,52 @@ def _role(key: str, ft: dict) -> str:
     return "toolkit"
 
 
+# The unit conventions third-party linters trip over (schema.py): the gripper is an opening in metres in the
+# observations and a 0..1 closedness in the action.
+UNITS = {
+    schema.EE_POSE: "position (m), rotation as 6D (first two matrix columns, unitless), gripper opening (m)",
+    schema.STATE: "joint positions (rad), gripper opening (m)",
+    schema.ACTION: "joint position targets (rad), gripper command 0..1 (1 = closed): not the state's metres",
+    schema.LATENT: "world-model units (IDM posterior mean), no physical unit",
+}
+
+
+def _units(key: str) -> str:
+    if key in UNITS:
+        return UNITS[key]
+    if key.startswith(schema.MASK.format(camera="")):
+        return "{0, 255}, three identical channels"
+    if key.startswith(schema.IMAGE.format(camera="")):
+        return "RGB uint8"
+    return ""
+
+
+def _origin(glam: dict) -> str:
+    """'simulated (...)' or 'recorded (...)', from the provenance of the source."""
+    src = glam.get("source") if isinstance(glam.get("source"), dict) else {}
+    if src.get("format") == "glam-sim" or src.get("simulator"):
+        seeds = glam.get("episode_seeds") or []
+        span = f", episode seeds {min(seeds)}-{max(seeds)}" if seeds else ""
+        return (
+            f"simulated: {src.get('simulator', 'mujoco')}, task {glam.get('task', '?')}, embodiment "
+            f"{glam.get('embodiment', '?')}{span}"
+        )
+    if src.get("format"):
+        return f"recorded ({src['format']})"
+    return "derived" if glam.get("parent") else "unknown"
+
+
+def _dropped(glam: dict) -> list[str]:
+    """Episodes the writer left out, with the reason (`--skip-bad`, or too short)."""
+    write = glam.get("write") or {}
+    out = []
+    for item in write.get("bad") or []:
+        out.append(str(item))
+    for item in write.get("skipped") or []:
+        out.append(" ".join(str(x) for x in item) if isinstance(item, list | tuple) else str(item))
+    return out
+
+
 def _parent_str(parent: Any) -> str | None:
     if not parent:
         return None
@@ -108,6 +154,7 @@ def dataset_card_text(root: Path | str, repo_id: str | None = None) -> str:
             "dtype": ft.get("dtype"),
             "shape": "x".join(str(s) for s in ft.get("shape") or ()),
             "role": _role(k, ft),
+            "units": _units(k),
         }
         for k, ft in info.get("features", {}).items()
     ]
@@ -140,6 +187,8 @@ def dataset_card_text(root: Path | str, repo_id: str | None = None) -> str:
         fps=info.get("fps"),
         has_action=schema.ACTION in info.get("features", {}),
         parent=_parent_str(glam.get("parent")),
+        origin=_origin(glam),
+        dropped=_dropped(glam),
         license=license_,
         columns=columns,
         source=source,

@@ -88,3 +88,17 @@ def test_model_card_lists_training_mixture_and_config(tmp_path):
     assert "| `me/umi` | masks-v1 | auxiliary |" in text
     assert "| `latent_dim` | 8 |" in text and "`model.safetensors`" in text
     assert "glam-lerobot pull me/glam-stack-two" in text
+
+
+def test_dataset_card_says_what_is_simulated_the_units_and_what_was_dropped(sim_mixture, make_tiny_dataset):
+    text = cards.dataset_card_text(sim_mixture.parent / "kinova")
+    assert "| Data | simulated: mujoco, task lift, embodiment kinova, episode seeds 0-1 |" in text
+    assert "gripper opening (m)" in text.split("`observation.state`")[1].splitlines()[0]
+    assert "gripper command 0..1 (1 = closed)" in text.split("| `action` |")[1].splitlines()[0]
+    assert "No input episode was dropped." in text
+
+    bad = "bags/c_back.mcap: episode 2: field '/joint_states': header stamps go backwards at t=0.4 s"
+    root = make_tiny_dataset("ingested", glam_meta={"source": {"format": "rosbag"}, "write": {"bad": [bad]}})
+    text = cards.dataset_card_text(root)
+    assert "| Data | recorded (rosbag) |" in text
+    assert "1 input episode(s) were left out" in text and f"- {bad}" in text

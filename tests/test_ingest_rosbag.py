@@ -232,6 +232,18 @@ def test_a_stalled_camera_or_a_jumping_clock_is_refused_not_written_out_of_sync(
     assert any("warning" in line for line in fast.lines())
 
 
+def test_an_unsupported_image_encoding_names_bag_and_topic_and_skip_bad_drops_only_that_bag(tmp_path):
+    yuv = write_bag(tmp_path / "bags" / "a_yuv", 2, encoding="yuv422")  # the first bag, which gives the image size
+    write_bag(tmp_path / "bags" / "b_good", 2)
+    plan = rosbag.plan([tmp_path / "bags"], fps=10)
+    assert [(j["file"], j["bad"][0]) for j in plan.bad] == [(str(yuv), "/camera/color/image_raw")]
+    with pytest.raises(EpisodeError, match="unsupported image encoding 'yuv422'") as err:
+        plan.write(tmp_path / "out", "lab/bags")
+    assert (err.value.file, err.value.field) == (str(yuv), "/camera/color/image_raw")
+    summary = plan.write(tmp_path / "out", "lab/bags", skip_bad=True)
+    assert summary.episodes == 1 and "yuv422" in "\n".join(summary.bad)
+
+
 def test_broken_bags_are_named_and_skip_bad_lists_them(tmp_path):
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 

@@ -152,7 +152,7 @@ def plan(
             try:
                 _check_topics(reader, path, mapping, e)
                 if not sizes and not image_size:
-                    sizes = _first_image_sizes(reader, mapping)
+                    sizes = _first_image_sizes(reader, mapping, path, e)
             finally:
                 reader.close()
         except EpisodeError as exc:
@@ -206,12 +206,15 @@ def _files_of(bags: list[Path]) -> list[Path]:
     return out
 
 
-def _first_image_sizes(reader, mapping: dict) -> dict[str, tuple[int, int]]:
+def _first_image_sizes(reader, mapping: dict, path: Path, episode: int) -> dict[str, tuple[int, int]]:
     sizes = {}
     for cam, topic in mapping["cameras"].items():
         conns = [c for c in reader.connections if c.topic == topic]
         for conn, _, raw in reader.messages(connections=conns):
-            sizes[cam] = decode_image(reader.deserialize(raw, conn.msgtype), conn.msgtype).shape[:2]
+            try:
+                sizes[cam] = decode_image(reader.deserialize(raw, conn.msgtype), conn.msgtype).shape[:2]
+            except ValueError as exc:  # e.g. an unsupported encoding: this bag is bad, not the whole run
+                raise EpisodeError(path, episode, topic, f"first message: {exc}") from exc
             break
     return sizes
 
@@ -228,7 +231,7 @@ def decode_image(msg, msgtype: str) -> np.ndarray:
     channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "8uc3": 3, "8uc1": 1}
     enc = msg.encoding.lower()
     if enc not in channels:
-        raise ValueError(f"unsupported image encoding {msg.encoding!r}")
+        raise ValueError(f"unsupported image encoding {msg.encoding!r} (supported: {', '.join(channels)}, or jpeg/png)")
     ch = channels[enc]
     rows = np.frombuffer(msg.data, dtype=np.uint8)
     if rows.size != msg.step * msg.height:
