@@ -125,11 +125,11 @@ def _step_columns(step: dict) -> list[str]:
     return [cols] if isinstance(cols, str) else list(cols)
 
 
-def dataset_card_text(root: Path | str, repo_id: str | None = None) -> str:
-    """The README.md text for the dataset at `root`."""
+def dataset_card_text(root: Path | str, repo_id: str | None = None, glam: dict | None = None) -> str:
+    """The README.md text for the dataset at `root` (`glam`: its provenance as pushed, if not the local file's)."""
     root = Path(root)
     info = json.loads((root / "meta" / "info.json").read_text())
-    glam = provenance.read(root)
+    glam = provenance.read(root) if glam is None else glam
     repo_id = repo_id or glam.get("repo_id") or root.name
     license_ = glam.get("license") or DEFAULT_LICENSE
     history = [

@@ -139,7 +139,8 @@ def test_derived_revision_goes_to_its_own_branch_and_tag(make_tiny_dataset, tmp_
 
     rows = {(r.name, r.kind): r for r in hub.revisions(repo)}
     rev = rows[("latents-v1", "branch")]
-    assert rev.columns_added == ["latent.action", "latent.is_pad"] and rev.parent == f"{repo}@main"
+    assert rev.columns_added == ["latent.action", "latent.is_pad"]
+    assert rev.parent == f"{repo}@main ({first.commit[:12]})"  # the exact parent, not a moving main
     assert rev.command == "glam-lerobot relabel" and rev.frames == 6
     assert rows[("main", "branch")].parent is None and rows[("v3.0", "tag")].commit == first.commit
     assert rows[("latents-v1", "tag")].commit == pushed.commit
@@ -158,6 +159,37 @@ def test_derived_revision_goes_to_its_own_branch_and_tag(make_tiny_dataset, tmp_
     assert "meta/notes.json" not in files
     assert refs(repo)[1]["latents-v1"] == fixed.commit  # the revision's tag follows its branch
     assert refs(repo)[1]["v3.0"] == first.commit
+
+
+@pytest.mark.usefixtures("hub")
+def test_a_pushed_revision_names_its_parent_by_hub_repo_and_commit(make_tiny_dataset, tmp_lerobot_home, tmp_path):
+    """Made locally (parent `local/...` and a path), pushed: a collaborator sees the Hub repo and the commit."""
+    parent = make_tiny_dataset("lineage", repo_id="local/lineage", episodes=2, frames=3, glam_meta=GLAM)
+    child = add_latent_revision(parent, "local/lineage", tmp_path / "latents", "latents-v1")
+    assert provenance.read(child)["parent"]["repo_id"] == "local/lineage"
+
+    hub.push_dataset(make_tiny_dataset("other", episodes=1, frames=3, glam_meta=GLAM), "test-user/elsewhere")
+    orphan = hub.push_dataset(child, "test-user/elsewhere")  # that repo's main is another dataset
+    assert any("is not on test-user/elsewhere: push it first" in n for n in orphan.notes)
+
+    repo = "test-user/lineage"
+    first = hub.push_dataset(parent, repo)
+    pushed = hub.push_dataset(child, repo)
+    assert not pushed.notes
+    pulled = provenance.read(hub.pull(repo, "latents-v1").root)
+    assert pulled["parent"] == {
+        "repo_id": repo,
+        "revision": "main",
+        "commit": first.commit,
+        "local": {"repo_id": "local/lineage", "root": str(parent)},
+    }
+    rows = {(r.name, r.kind): r for r in hub.revisions(repo)}
+    assert rows[("latents-v1", "branch")].parent == f"{repo}@main ({first.commit[:12]})"
+    assert (
+        f"`{repo}@main (commit {first.commit[:12]})`" in (hub.pull(repo, "latents-v1").root / "README.md").read_text()
+    )
+    assert provenance.read(child)["parent"]["repo_id"] == "local/lineage"  # the local dataset is not modified
+    assert hub.push_dataset(child, repo).commit is None  # and a second push has nothing to send
 
 
 @pytest.mark.usefixtures("hub")
@@ -227,7 +259,11 @@ def test_server_dies_mid_push_then_a_retry_completes(make_tiny_dataset, tmp_path
         assert done.branch == "fix-v1" and done.commit
         assert not any(b.startswith(hub.STAGING_PREFIX) for b in refs(repo, server.url)[0])  # cleaned up
         got = hub.pull(repo, "fix-v1", tmp_path / "check", endpoint=server.url)
-        assert data_files(got.root) == digest(root)
+        pushed_meta = "meta/glam.json"  # pushed with the parent's commit filled in; everything else as it is here
+        assert {k: v for k, v in data_files(got.root).items() if k != pushed_meta} == {
+            k: v for k, v in digest(root).items() if k != pushed_meta
+        }
+        assert provenance.read(got.root)["parent"]["commit"] == first.commit
         assert refs(repo, server.url)[1]["v3.0"] == first.commit
     finally:
         server.stop()

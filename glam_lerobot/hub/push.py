@@ -25,6 +25,7 @@ from glam_lerobot.hub.client import (
     api,
     folder_kind,
 )
+from glam_lerobot.schema import GLAM_META_PATH
 
 
 @dataclass
@@ -39,15 +40,18 @@ class PushSummary:
     deleted: list[str] = field(default_factory=list)
     unchanged: int = 0
     bytes_sent: int = 0
+    notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         where = f"{self.repo_type} {self.repo_id}@{self.branch}"
+        notes = [f"  note: {n}" for n in self.notes]
         if self.commit is None:
-            return [f"{where}: already up to date ({self.unchanged} files), tags {', '.join(self.tags) or '-'}"]
+            return [f"{where}: already up to date ({self.unchanged} files), tags {', '.join(self.tags) or '-'}", *notes]
         return [
             f"{where}: commit {self.commit[:12]}, tags {', '.join(self.tags) or '-'}",
             f"  {len(self.added)} added, {len(self.changed)} changed, {len(self.deleted)} deleted, "
             f"{self.unchanged} unchanged; {_mb(self.bytes_sent)} sent",
+            *notes,
         ]
 
 
@@ -153,6 +157,15 @@ def push_dataset(
     glam = provenance.read(root)
     branch, derived = dataset_branch(glam, revision)
     parent = glam.get("parent") if isinstance(glam.get("parent"), dict) else {}
+    notes, overrides = [], {}
+    if derived:
+        hub_parent, note = _parent_on_hub(root, repo_id, parent, token, endpoint)
+        if hub_parent is not None:  # what a collaborator can follow: this repo, the revision, its commit now
+            glam = {**glam, "parent": hub_parent}
+            parent = hub_parent
+            overrides[GLAM_META_PATH] = (json.dumps(glam, indent=2, default=str) + "\n").encode()
+        if note:
+            notes.append(note)
     start = None
     if derived and parent.get("repo_id") == repo_id and parent.get("revision"):
         start = parent["revision"]  # the new branch starts at its parent: history shows the lineage
@@ -160,7 +173,7 @@ def push_dataset(
         tags = [branch]
     else:
         tags = [CODEBASE_TAG] if branch == "main" else [branch]
-    card = cards.dataset_card_text(root, repo_id).encode()
+    overrides["README.md"] = cards.dataset_card_text(root, repo_id, glam=glam).encode()
     summary = _push_folder(
         root,
         repo_id,
@@ -168,13 +181,45 @@ def push_dataset(
         branch,
         tags=tags,
         start=start,
-        readme=card,
+        overrides=overrides,
         private=private,
         token=token,
         endpoint=endpoint,
         message=message or _dataset_message(glam, branch, derived),
     )
+    summary.notes += notes
     return summary
+
+
+def _parent_on_hub(root: Path, repo_id: str, parent: dict, token, endpoint) -> tuple[dict | None, str | None]:
+    """The parent of a derived dataset as it lives in `repo_id` on the Hub: {repo_id, revision, commit}, so that a
+    collaborator finds the exact parent (a local name or path, or a moving `main`, cannot be followed).
+
+    Only a parent named locally (`local/...`) or already in `repo_id` is looked up there; its meta/info.json must be
+    the one the local parent has, else the parent is left as recorded with a note saying to push it first."""
+    name, rev = str(parent.get("repo_id") or ""), parent.get("revision") or "main"
+    if parent.get("commit") or not (name.startswith("local/") or name == repo_id):
+        return None, None
+    what = f"look up the parent of {root} in {repo_id}"
+    hf = api(token, endpoint)
+    branches, tags = _call(what, endpoint, _refs, hf, repo_id, "dataset")
+    commit = {**branches, **tags}.get(rev)
+    local_info = Path(parent.get("root") or "") / "meta" / "info.json"
+    if commit is not None and local_info.is_file():
+        remote = _call(what, endpoint, _remote_files, hf, repo_id, "dataset", commit)
+        if remote.get("meta/info.json", (None,))[0] != _git_blob_sha1(local_info):
+            commit = None  # that revision is another dataset than the local parent
+    if commit is None:
+        return None, (
+            f"the parent {name}@{rev} ({parent.get('root') or 'no local path'}) is not on {repo_id}: push it first "
+            f"(`glam-lerobot push {parent.get('root') or 'PARENT'} {repo_id}`) so that collaborators can follow it"
+        )
+    return {
+        "repo_id": repo_id,
+        "revision": rev,
+        "commit": commit,
+        "local": {"repo_id": name, "root": parent.get("root")},
+    }, None
 
 
 def _dataset_message(glam: dict, branch: str, derived: bool) -> str:
@@ -220,7 +265,7 @@ def push_model(
     except Exception as e:
         raise HubError(f"{folder / MODEL_WEIGHTS}: not a readable safetensors file ({e})") from e
     branch = revision or "main"
-    readme = None if (folder / "README.md").is_file() else cards.model_card_text(folder, config, repo_id).encode()
+    card = None if (folder / "README.md").is_file() else cards.model_card_text(folder, config, repo_id).encode()
     return _push_folder(
         folder,
         repo_id,
@@ -228,7 +273,7 @@ def push_model(
         branch,
         tags=[],
         start=None,
-        readme=readme,
+        overrides={"README.md": card} if card else {},
         private=private,
         token=token,
         endpoint=endpoint,
@@ -244,7 +289,7 @@ def _push_folder(
     *,
     tags: list[str],
     start: str | None,
-    readme: bytes | None,
+    overrides: dict[str, bytes],
     private: bool | None,
     token: str | None,
     endpoint: str | None,
@@ -268,8 +313,7 @@ def _push_folder(
 
     local = _local_files(folder, MODEL_IGNORE if repo_type == "model" else ())
     contents: dict[str, bytes | Path] = dict(local)
-    if readme is not None:
-        contents["README.md"] = readme
+    contents.update(overrides)  # files whose pushed content differs from the local one (the card, provenance)
     summary = PushSummary(repo_id, repo_type, branch, tags, commit=None)
     additions = []
     for rel, src in contents.items():

@@ -70,7 +70,9 @@ def revisions(
                 row.revision = glam.get("revision")
                 parent = glam.get("parent")
                 if isinstance(parent, dict):
-                    row.parent = f"{parent.get('repo_id', '?')}@{parent.get('revision', '?')}"
+                    row.parent = f"{parent.get('repo_id', '?')}@{parent.get('revision', '?')}" + (
+                        f" ({parent['commit'][:12]})" if parent.get("commit") else ""
+                    )
                 elif parent:
                     row.parent = str(parent)
                 steps = glam.get("history") or []
