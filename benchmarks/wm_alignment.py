@@ -35,6 +35,14 @@ VARIANTS = {
     "masks_uniform_batches": (["--input", "masks", "--target-fraction", "0"], "GLAM-O, uniform batches"),
     "masks_step_forward": (["--input", "masks", "--step-forward"], "GLAM-O, forward error in per-step units"),
     "rgb_step_forward": (["--input", "rgb", "--step-forward"], "GLAM, forward error in per-step units"),
+    "masks_idm_dropout": (
+        ["--input", "masks", "--idm-feature-dropout", "0.5"],
+        "GLAM-O, dropout 0.5 on the IDM's image input",
+    ),
+    "masks_align_stops_at_idm": (
+        ["--input", "masks", "--no-align-into-features"],
+        "GLAM-O, alignment does not train the image encoder",
+    ),
 }
 TRAIN = (10, 0)  # Kinova episodes, first seed
 AUX = (20, 1000)  # UMI episodes, first seed
@@ -170,7 +178,7 @@ def command_of(run: Path) -> str:
         "image_size",
     }
     if "min_std" in settings:  # the model's own config says which options it was built with (absent = off)
-        for k in ("feature_norm", "idm_delta", "step_forward"):
+        for k in ("feature_norm", "idm_delta", "step_forward", "align_into_features"):
             settings[k] = bool(config["model"].get(k))
         settings.setdefault("target_fraction", None)
     flags = []

@@ -63,6 +63,14 @@ def train_wm(
         "--step-forward/--no-step-forward",
         help="measure the forward model's pose error in per-step units, image and pose halves weighted alike",
     ),
+    idm_feature_dropout: float = typer.Option(
+        0.0, help="dropout on the visual part of the IDM's input (training only)"
+    ),
+    align_into_features: bool = typer.Option(
+        True,
+        "--align-into-features/--no-align-into-features",
+        help="let the alignment KL's gradient reach the image encoder (off: only recon and forward terms train it)",
+    ),
     target_fraction: float = typer.Option(
         0.5,
         help="share of target-robot rows in every batch (the only rows the "
@@ -112,6 +120,8 @@ def train_wm(
         feature_norm=feature_norm,
         idm_delta=idm_delta,
         step_forward=step_forward,
+        idm_feature_dropout=idm_feature_dropout,
+        align_into_features=align_into_features,
         target_fraction=target_fraction or None,
         diagnose_target=str(diagnose_target) if diagnose_target else None,
         diagnose_aux=[str(p) for p in diagnose_aux or []],

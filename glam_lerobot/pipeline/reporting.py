@@ -99,11 +99,21 @@ def summary_stage(stage: Stage, ctx: Context) -> dict:
     if recipe.description:
         lines += [recipe.description.strip(), ""]
     if success:
+        from glam_lerobot.stats import wilson
+
         lines += ["## Closed-loop success in the simulator", ""]
         for name, rate in success.items():
             info = next(r["info"] for r in rows if r["stage"] == name)
-            lines.append(f"- {name}: {rate}% of {info.get('episodes')} episodes ({info.get('task')})")
+            n = int(info.get("episodes") or 0)
+            k = round((rate or 0.0) * n / 100)
+            lo, hi = wilson(k, n) if n else (0.0, 0.0)
+            lines.append(f"- {name}: {k}/{n} episodes of {info.get('task')} ({rate}%, 95% Wilson [{lo:.0%}, {hi:.0%}])")
         lines.append("")
+    gates = [r for r in rows if r["run"] == "train_wm" and r["info"].get("diagnostics")]
+    for r in gates:
+        verdict = "passed" if r["info"].get("gate_passed") else "FAILED"
+        lines += [f"## World-model alignment gate ({r['stage']}): {verdict}", ""]
+        lines += [f"    {line}" for line in r["info"]["diagnostics"]] + [""]
     if transfer:
         lines += ["## Cross-source transfer (open-loop replay of decoded latents on the Kinova)", ""]
         for name, per in transfer.items():

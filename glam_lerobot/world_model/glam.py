@@ -77,6 +77,8 @@ class GLAMConfig:
     feature_norm: bool = True  # LayerNorm on the visual feature y (modules.ConvEncoder)
     idm_delta: bool = True  # the IDM reads (x_t, scaled x_t+1 - x_t) instead of (x_t, x_t+1): see idm_posterior
     step_forward: bool = False  # forward-model error in per-step units, pose and image halves weighted alike
+    idm_feature_dropout: float = 0.0  # dropout on the visual part of the IDM's input, in training only
+    align_into_features: bool = True  # False: the alignment KL's gradient stops at the IDM (not the image encoder)
     model: str = "glam"
     extra: dict = field(default_factory=dict)
 
@@ -115,6 +117,8 @@ class GLAMConfig:
         known.setdefault("feature_norm", False)
         known.setdefault("idm_delta", False)
         known.setdefault("step_forward", False)
+        known.setdefault("idm_feature_dropout", 0.0)
+        known.setdefault("align_into_features", True)
         return cls(**known)
 
 
@@ -171,12 +175,18 @@ class GLAM(nn.Module):
         part divided by the per-step std of the pose change (the "ee_delta" statistics): one step moves the
         gripper by ~0.03-0.15 standardised units, which the IDM otherwise has to resolve under unit-scale image
         features."""
+        f, p = self.config.feature_dim, self.config.idm_feature_dropout
         if not self.config.idm_delta:
-            return self.idm(torch.cat([x_t, x_next], dim=-1))
-        f = self.config.feature_dim
-        change = x_next - x_t
-        pose_change = change[:, f:] * (self.ee_pose_std / self.ee_delta_std)  # undo the pose scale, apply the step's
-        return self.idm(torch.cat([x_t, change[:, :f], pose_change], dim=-1))
+            parts = [x_t[:, :f], x_t[:, f:], x_next[:, :f], x_next[:, f:]]
+        else:
+            change = x_next - x_t
+            pose_change = change[:, f:] * (
+                self.ee_pose_std / self.ee_delta_std
+            )  # undo the pose scale, apply the step's
+            parts = [x_t[:, :f], x_t[:, f:], change[:, :f], pose_change]
+        if p > 0:  # the visual parts (0 and 2) only: the pose is what the grounding needs
+            parts = [F.dropout(v, p, self.training) if i % 2 == 0 else v for i, v in enumerate(parts)]
+        return self.idm(torch.cat(parts, dim=-1))
 
     def forward_error(self, x_t: torch.Tensor, z: torch.Tensor, target_next: torch.Tensor) -> torch.Tensor:
         """Per-row squared error of the shared forward model p_theta(x_t+1 | x_t, z): (B,).
@@ -272,6 +282,10 @@ class GLAM(nn.Module):
         action = target_mean((self.action_decoder(z_e) - rel).pow(2).mean(-1))
         kl_enc = target_mean(kl_to_standard_normal(mean_e, logvar_e))
         # Eq. 5: the IDM is pulled toward the action encoder, never the other way round.
+        if not c.align_into_features:  # ... and, with this option, not the image encoder either
+            f = c.feature_dim
+            detach_y = lambda x: torch.cat([x[:, :f].detach(), x[:, f:]], dim=-1)  # noqa: E731
+            mean_i, logvar_i = self.idm_posterior(detach_y(x_t), detach_y(x_next))
         align = target_mean(kl_gaussians(mean_i, logvar_i, mean_e.detach(), logvar_e.detach()))
         return {
             "recon": recon,

@@ -28,6 +28,9 @@ def train_wm_stage(stage: Stage, ctx: Context) -> dict:
         "last": {k: float(v) for k, v in summary.last.items()},
         "seconds": summary.seconds,
         "transitions": summary.transitions,
+        "samples_per_second": summary.samples_per_second,
+        "gate_passed": summary.gate_passed,  # None without held-out pairs (diagnose_target / diagnose_aux)
+        "diagnostics": summary.diagnostics,
     }
 
 
