@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -407,22 +406,25 @@ def run_recipe_data(run: Run, data: Data, scale: Scale, folder: Path) -> dict:
     return {"name": f"{run.name}-seed-{run.seed}", "vars": {"workdir": str(folder)}, "stages": stages}
 
 
-def execute(run: Run, data: Data, scale: Scale, out: Path, log=print) -> dict:
-    """Train and evaluate one run in out/runs/<run.name>/seed-<seed>/ with the pipeline runner, which skips the
-    finished stages and resumes an interrupted one; the runner's own output goes to logs/pipeline.log there."""
-    from rich.console import Console
+def run_folder(run: Run, out: Path) -> Path:
+    return out / "runs" / run.name / f"seed-{run.seed}"
 
-    from glam_lerobot.pipeline import parse_recipe, run_recipe
 
-    folder = out / "runs" / run.name / f"seed-{run.seed}"
-    result_path = folder / "result.json"
-    if result_path.is_file():
-        return {**json.loads(result_path.read_text()), "cached": True}
-    folder.joinpath("logs").mkdir(parents=True, exist_ok=True)
-    recipe = parse_recipe(run_recipe_data(run, data, scale, folder))
-    log(f"[{run.name} seed {run.seed}] " + " -> ".join(s.kind for s in recipe.stages) + f" (log: {folder}/logs)")
-    with (folder / "logs" / "pipeline.log").open("a") as f:
-        report = run_recipe(recipe, console=Console(file=f, width=160, highlight=False), progress=False)
+def cached_result(run: Run, out: Path) -> dict | None:
+    path = run_folder(run, out) / "result.json"
+    return {**json.loads(path.read_text()), "cached": True} if path.is_file() else None
+
+
+def run_recipe_of(run: Run, data: Data, scale: Scale, out: Path):
+    """The pipeline recipe that trains and evaluates `run` in out/runs/<run.name>/seed-<seed>/."""
+    from glam_lerobot.pipeline import parse_recipe
+
+    return parse_recipe(run_recipe_data(run, data, scale, run_folder(run, out)))
+
+
+def finish(run: Run, scale: Scale, out: Path, report) -> dict:
+    """result.json of a run whose recipe has run: successes per rollout, timings, world-model figures."""
+    folder = run_folder(run, out)
     info = {r.name: r.info for r in report.results}
     timings = {f"{r.name}_s": r.seconds for r in report.results if r.status == "ran"}
     extra: dict = {}
@@ -434,7 +436,6 @@ def execute(run: Run, data: Data, scale: Scale, out: Path, log=print) -> dict:
 
             extra["codebook"] = dict(codebook_usage(load_world_model(folder / "wm")[0]))
     successes = read_successes(folder / "eval" / "eval_info.json", scale.eval_episodes)
-
     result = {
         **asdict(run),
         "method": method_of(run),
@@ -447,44 +448,47 @@ def execute(run: Run, data: Data, scale: Scale, out: Path, log=print) -> dict:
         "timings": timings,
         **extra,
     }
-    tmp = result_path.with_suffix(".tmp")
+    path = folder / "result.json"
+    tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    tmp.rename(result_path)
+    tmp.rename(path)
     return {**result, "cached": False}
 
 
-def _worker_log(message: str) -> None:
-    """A worker process's log (module level: the pool pickles it by name)."""
-    print(message, file=sys.stderr, flush=True)
-
-
 def execute_all(runs: list[Run], data: Data, scale: Scale, out: Path, jobs: int = 1, log=print) -> list[dict]:
-    """execute() every run, in order, or `jobs` at a time in spawned processes (each with scale.threads torch
-    threads). A failed run does not stop the others: finished runs stay cached and the failures are raised together
-    at the end, so a rerun only redoes what failed."""
-    results: list[dict | None] = [None] * len(runs)
+    """Train and evaluate every run as a recipe on the pipeline runner (pipeline.run_recipes: `jobs` at a time,
+    each in its own process with scale.threads torch threads; finished stages are skipped, an interrupted one
+    resumes; each run's console goes to logs/pipeline.log in its folder). A failed run does not stop the others:
+    finished runs stay cached and the failures are raised together at the end, so a rerun only redoes what failed."""
+    from glam_lerobot.pipeline import run_recipes
+
+    results: list[dict | None] = [cached_result(run, out) for run in runs]
+    todo = [i for i, r in enumerate(results) if r is None]
+    recipes = [run_recipe_of(runs[i], data, scale, out) for i in todo]
+    for n, (i, recipe) in enumerate(zip(todo, recipes, strict=True), 1):
+        run = runs[i]
+        log(
+            f"({n}/{len(todo)}) {run.name} seed {run.seed}: "
+            + " -> ".join(s.kind for s in recipe.stages)
+            + f" (log: {run_folder(run, out)}/logs)"
+        )
+    if len(todo) > 1 and jobs > 1:
+        log(f"{len(todo)} runs, {jobs} at a time")
     errors: list[str] = []
 
-    def collect(i: int, outcome) -> None:  # one place where a run's result or failure is kept
+    def on_done(n: int, outcome) -> None:
+        i = todo[n]
+        run = runs[i]
         try:
-            results[i] = outcome()
-            log(f"done: {runs[i].name} seed {runs[i].seed}: {results[i]['k']}/{results[i]['n']}")
+            if isinstance(outcome, BaseException):
+                raise outcome
+            results[i] = finish(run, scale, out, outcome)
+            log(f"done: {run.name} seed {run.seed}: {results[i]['k']}/{results[i]['n']}")
         except Exception as exc:  # noqa: BLE001 - reported with the run's name below
-            errors.append(f"{runs[i].name} seed {runs[i].seed}: {exc}")
+            errors.append(f"{run.name} seed {run.seed}: {exc}")
 
-    if jobs <= 1:
-        for i, run in enumerate(runs):
-            log(f"({i + 1}/{len(runs)}) {run.name} seed {run.seed}")
-            collect(i, lambda run=run: execute(run, data, scale, out, log=log))
-    else:
-        import concurrent.futures as cf
-        import multiprocessing as mp
-
-        log(f"{len(runs)} runs, {jobs} at a time")
-        with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(execute, run, data, scale, out, _worker_log): i for i, run in enumerate(runs)}
-            for future in cf.as_completed(futures):
-                collect(futures[future], future.result)
+    logs = [run_folder(runs[i], out) / "logs" / "pipeline.log" for i in todo]
+    run_recipes(recipes, jobs=jobs, logs=logs, on_done=on_done)
     if errors:
         raise RuntimeError(
             f"{len(errors)} of {len(runs)} runs failed (the others are cached; rerun to retry):\n" + "\n".join(errors)

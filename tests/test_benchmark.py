@@ -104,20 +104,63 @@ def test_micro_benchmark_runs_end_to_end_and_the_second_run_reuses_the_cache(tmp
 
 
 def test_a_failing_run_does_not_stop_the_others_and_is_named(tmp_path, monkeypatch):
+    """The benchmark's runs are recipes on the pipeline runner (run_recipes); one that fails is reported by name."""
+    from types import SimpleNamespace
+
     from glam_lerobot import benchmark
+    from glam_lerobot.pipeline import runner
 
-    def fake_execute(run, data, scale, out, log=print):
-        if run.method == "clam":
-            raise RuntimeError("lerobot-train failed (exit 1)")
-        return {"k": 1, "n": 2, "cached": False}
+    def fake_run_recipe(recipe, console=None, progress=True):
+        if recipe.name.startswith("clam"):
+            raise runner.StageFailed("policy", "train_policy", RuntimeError("lerobot-train failed (exit 1)"))
+        return SimpleNamespace(results=[])
 
-    monkeypatch.setattr(benchmark, "execute", fake_execute)
+    monkeypatch.setattr(benchmark, "run_recipe_of", lambda run, *a: SimpleNamespace(name=run.name, stages=[]))
+    monkeypatch.setattr(runner, "run_recipe", fake_run_recipe)
+    monkeypatch.setattr(benchmark, "finish", lambda *a: {"k": 1, "n": 2, "cached": False})
     runs = benchmark.main_runs(["mip", "clam", "glam"], 1, benchmark.SCALES["micro"])
     seen = []
     with pytest.raises(RuntimeError) as err:
         benchmark.execute_all(runs, None, benchmark.SCALES["micro"], tmp_path, jobs=1, log=seen.append)
-    assert "1 of 3 runs failed" in str(err.value) and "clam-t1-a0 seed 0: lerobot-train failed" in str(err.value)
-    assert any("glam-t1-a1" in line for line in seen)  # the run after the failure still ran
+    assert "1 of 3 runs failed" in str(err.value) and "clam-t1-a0 seed 0: stage 'policy'" in str(err.value)
+    assert "lerobot-train failed" in str(err.value)
+    assert any(line.startswith("done: glam-t1-a1") for line in seen)  # the run after the failure still ran
+
+
+def test_the_runner_runs_independent_recipes_side_by_side_and_reports_each_failure(tmp_path):
+    """pipeline.run_recipes with 2 jobs (spawned processes): two recipes run, a failing one is returned, not raised."""
+    from glam_lerobot import pipeline
+
+    def recipe(name: str, bad: bool):
+        data = {
+            "name": name,
+            "stages": [
+                {
+                    "name": "mix",
+                    "run": "mixture",
+                    "with": {"target": [str(tmp_path / ("notads" if bad else "ds"))]},
+                    "outputs": {"mixture": str(tmp_path / name / "mixture.yaml")},
+                }
+            ],
+        }
+        return pipeline.parse_recipe(data, workdir=tmp_path / name)
+
+    from conftest import write_tiny_dataset
+
+    write_tiny_dataset(tmp_path / "ds", repo_id="test/ds", episodes=1, frames=3)
+    (tmp_path / "notads").mkdir()
+    (tmp_path / "notads" / "notes.txt").write_text("not a dataset")
+    ended = []
+    out = pipeline.run_recipes(
+        [recipe("good", False), recipe("bad", True)],
+        jobs=2,
+        logs=[tmp_path / "good.log", tmp_path / "bad.log"],
+        on_done=lambda i, o: ended.append(i),
+    )
+    assert sorted(ended) == [0, 1]
+    assert out[0].status() == {"mix": "ran"} and (tmp_path / "good" / "mixture.yaml").is_file()
+    assert isinstance(out[1], pipeline.StageFailed) and out[1].stage == "mix"
+    assert "failed" in (tmp_path / "bad.log").read_text()
 
 
 def test_bad_requests_fail_before_anything_is_written(tmp_path):

@@ -50,7 +50,7 @@ MICRO = {
                 "embodiment": "umi",
                 "task": "${task}",
                 "episodes": 2,
-                "seed": 100,
+                "seed": "${seed}",  # same seeds as the Kinova's: the pairs of the alignment gate
                 "image_size": "${size}",
                 "workers": 1,
             },
@@ -75,6 +75,9 @@ MICRO = {
                 "log_every": 1,
                 "save_every": 2,
                 "threads": 1,
+                "diagnose_target": "${kinova.dataset}",
+                "diagnose_aux": ["${umi.dataset}"],
+                "diagnose_every": 2,
             },
         },
         {
@@ -183,7 +186,11 @@ def test_micro_recipe_runs_end_to_end(micro):
         with Image.open(workdir / "plots" / png) as im:
             assert im.size[0] > 100
     summary = (workdir / "summary" / "summary.md").read_text()
-    assert f"eval: {eval_info['overall']['pc_success']}% of 1 episodes (lift)" in summary
+    k = round(eval_info["overall"]["pc_success"] / 100)
+    assert f"eval: {k}/1 episodes of lift ({eval_info['overall']['pc_success']}%, 95% Wilson [" in summary
+    gate = json.loads((workdir / "wm" / "diagnostics.json").read_text())
+    verdict = "passed" if gate["passed"] else "FAILED"  # 3 steps: FAILED, but the section must say what was checked
+    assert f"## World-model alignment gate (wm): {verdict}" in summary and "same-step retrieval" in summary
     assert str(ckpt.parent.parent.parent) in summary and "More episodes, more steps" in summary
     done = json.loads((workdir / ".pipeline" / "wm.json").read_text())
     assert done["info"]["steps"] == 3 and done["outputs"]["world_model"] == str(workdir / "wm")

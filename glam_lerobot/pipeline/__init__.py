@@ -44,7 +44,15 @@ from glam_lerobot.pipeline.recipe import (
     shipped_recipe_dirs,
     substitute,
 )
-from glam_lerobot.pipeline.runner import RunReport, StageFailed, StageResult, describe, run_recipe, stage_state
+from glam_lerobot.pipeline.runner import (
+    RunReport,
+    StageFailed,
+    StageResult,
+    describe,
+    run_recipe,
+    run_recipes,
+    stage_state,
+)
 from glam_lerobot.pipeline.stages import KINDS
 
 __all__ = [
@@ -63,6 +71,7 @@ __all__ = [
     "parse_overrides",
     "parse_recipe",
     "run_recipe",
+    "run_recipes",
     "shipped_recipe_dirs",
     "stage_state",
     "substitute",

@@ -18,6 +18,9 @@ class StageFailed(RuntimeError):
         self.stage, self.kind, self.cause = stage, kind, cause
         super().__init__(f"stage '{stage}' ({kind}) failed: {cause}")
 
+    def __reduce__(self):  # so that it crosses from a worker process (run_recipes) intact
+        return type(self), (self.stage, self.kind, self.cause)
+
 
 @dataclass
 class StageResult:
@@ -101,6 +104,54 @@ def run_recipe(recipe: Recipe, console=None, progress: bool = True) -> RunReport
         f"{time.time() - t_all:.0f} s"
     )
     return RunReport(recipe, results)
+
+
+def run_recipes(
+    recipes: list[Recipe], jobs: int = 1, logs: list | None = None, on_done=None
+) -> list[RunReport | BaseException]:
+    """Run independent recipes (no output in common): one after another, or `jobs` at a time in spawned processes.
+
+    A failure does not stop the others: each entry of the result is that recipe's report or the exception it
+    raised, and its finished stages are kept, so running the same recipes again redoes only what failed. `logs[i]`
+    (a path) receives recipe i's console output instead of the terminal; `on_done(i, outcome)` is called as each
+    recipe ends, in the order they end."""
+    logs = logs or [None] * len(recipes)
+    outcomes: list[RunReport | BaseException | None] = [None] * len(recipes)
+
+    def done(i: int, outcome) -> None:
+        outcomes[i] = outcome
+        if on_done is not None:
+            on_done(i, outcome)
+
+    if jobs <= 1 or len(recipes) <= 1:
+        for i, recipe in enumerate(recipes):
+            try:
+                done(i, _run_logged(recipe, logs[i]))
+            except Exception as exc:  # noqa: BLE001 - returned to the caller, which names the recipe
+                done(i, exc)
+        return outcomes
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:  # spawn: no forked torch state
+        futures = {pool.submit(_run_logged, r, logs[i]): i for i, r in enumerate(recipes)}
+        for future in cf.as_completed(futures):
+            exc = future.exception()
+            done(futures[future], exc if exc is not None else future.result())
+    return outcomes
+
+
+def _run_logged(recipe: Recipe, log=None) -> RunReport:
+    """run_recipe with its console written to the file `log` (appended), or to the terminal."""
+    if log is None:
+        return run_recipe(recipe)
+    from pathlib import Path
+
+    from rich.console import Console
+
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as f:
+        return run_recipe(recipe, console=Console(file=f, width=160, highlight=False), progress=False)
 
 
 def _forget_other_settings(recipe: Recipe, stage: Stage, ctx: Context) -> None:

@@ -88,11 +88,15 @@ KINDS: dict[str, Kind] = {
             "save_every",
             "log_every",
             "threads",
+            "diagnose_target",
+            "diagnose_aux",
+            "diagnose_every",
         ),
         required=("mixture",),
-        inputs=("mixture",),
+        inputs=("mixture", "diagnose_target", "diagnose_aux"),
         outputs=("world_model",),
-        help="train-wm: the GLAM world model (resumes from its last checkpoint)",
+        help="train-wm: the GLAM world model (resumes from its last checkpoint); with diagnose_target / "
+        "diagnose_aux (held-out same-seed pair datasets) it ends with the alignment gate",
     ),
     "relabel": Kind(
         relabel_stage,
