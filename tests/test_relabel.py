@@ -132,6 +132,12 @@ def test_merged_mixture_dataset_loads_with_stock_lerobot(relabelled):
     np.testing.assert_array_equal(cpad[t], [0] * 6 + [1] * 14)
     assert (cpad[40 + 8] == 1).all()  # the last frame: nothing real ahead
 
+    # cameras are stored as LeRobot image features (PNG per frame: a training sample decodes ~5x faster than from
+    # AV1), holding the frames the source's video decodes to
+    assert feats[schema.image_key("overhead")]["dtype"] == "image"
+    umi_ds = LeRobotDataset("test/umi", root=relabelled["out"] / "datasets" / "umi@latents-v1", video_backend="pyav")
+    np.testing.assert_allclose(ds[42][schema.image_key("overhead")], umi_ds[2][schema.image_key("top")], atol=2 / 255)
+
     item = ds[45]  # and through __getitem__, as lerobot-train reads it
     assert tuple(item[schema.LATENT_CHUNK].shape) == (160,) and tuple(item[schema.LATENT_CHUNK_IS_PAD].shape) == (20,)
     assert tuple(item[schema.image_key("overhead")].shape) == (3, 32, 32)

@@ -149,6 +149,7 @@ def relabel(
     horizon: int = HORIZON,
     batch_size: int = 256,
     merged: bool = True,
+    frames: str = "image",
     workers: int = 1,
     progress: bool = True,
     command: str = "glam-lerobot relabel",
@@ -158,6 +159,8 @@ def relabel(
 
     from glam_lerobot.revisions import add_columns
 
+    if frames not in FRAME_STORAGE:
+        raise ValueError(f"frames must be one of {FRAME_STORAGE}, got {frames!r}")
     t0 = time.perf_counter()
     output = Path(output)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -207,7 +210,16 @@ def relabel(
         )
     if merged:
         summary.merged = write_merged(
-            output / "mixture", mixture, sources, results, wm_id, revision, horizon, summary.revisions, workers=workers
+            output / "mixture",
+            mixture,
+            sources,
+            results,
+            wm_id,
+            revision,
+            horizon,
+            summary.revisions,
+            workers=workers,
+            frames=frames,
         )
     summary.seconds = time.perf_counter() - t0
     return summary
@@ -216,11 +228,19 @@ def relabel(
 # ---- the merged mixture dataset --------------------------------------------------------------------------------
 
 
+# How the merged mixture stores its camera frames. "image" (PNG in the parquet, LeRobot's `image` feature): a
+# training sample decodes two 64 px frames in ~1 ms, against ~5-7 ms of random-access AV1 decoding, which made
+# policy training data-bound on a CPU. "video": AV1, ~5x smaller, for large mixtures that must stay small.
+FRAME_STORAGE = ("image", "video")
+
+
 def merged_features(
-    sources: list[wm_data.Source], latent_dim: int, horizon: int, image_size: int, arms: int
+    sources: list[wm_data.Source], latent_dim: int, horizon: int, image_size: int, arms: int, frames: str = "image"
 ) -> dict[str, dict]:
     cams = tuple(c for c in schema.CAMERAS if all(schema.image_key(c) in _rgb(s) for s in sources))
     feats = schema.features(arms=arms, image_size=(image_size, image_size), cameras=cams, robot=True)
+    for c in cams:
+        feats[schema.image_key(c)]["dtype"] = frames
     feats.update(latent_features(latent_dim))
     feats[schema.LATENT_CHUNK] = {"dtype": "float32", "shape": (horizon * latent_dim,), "names": None}
     feats[schema.LATENT_CHUNK_IS_PAD] = {"dtype": "float32", "shape": (horizon,), "names": None}
@@ -253,6 +273,7 @@ def write_merged(
     horizon: int,
     revisions: dict[str, Path],
     workers: int = 1,
+    frames: str = "image",
 ) -> Path:
     from glam_lerobot.writing import write_dataset
 
@@ -263,8 +284,8 @@ def write_merged(
     arms = first.ee_pose.shape[1] // schema.EE_POSE_DIM_PER_ARM
     size = int(next(iter(first.images.values())).shape[1])
     d = results[0][0].shape[1]
-    feats = merged_features(sources, d, horizon, size, arms)
-    cams = [k for k in feats if feats[k]["dtype"] == "video"]
+    feats = merged_features(sources, d, horizon, size, arms, frames)
+    cams = [k for k in feats if k.startswith(schema.IMAGE.format(camera=""))]
     jobs = []
     for i, (s, (latents, is_pad)) in enumerate(zip(sources, results, strict=True)):
         chunk, chunk_pad = latent_chunks(latents, is_pad, s.episode_index, horizon)

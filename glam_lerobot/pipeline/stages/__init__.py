@@ -100,7 +100,7 @@ KINDS: dict[str, Kind] = {
     ),
     "relabel": Kind(
         relabel_stage,
-        ("world_model", "mixture", "revision", "horizon", "merged", "workers"),
+        ("world_model", "mixture", "revision", "horizon", "merged", "frames", "workers"),
         required=("world_model", "mixture"),
         inputs=("world_model", "mixture"),
         outputs=("output",),
