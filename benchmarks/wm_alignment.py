@@ -240,7 +240,7 @@ def write_results(rows: list[dict], out: Path, steps: int) -> None:
         "# World-model alignment on lift (one seed, CPU)",
         "",
         f"Data: {TRAIN[0]} Kinova (seeds {TRAIN[1]}-{TRAIN[1] + TRAIN[0] - 1}) + {AUX[0]} UMI lift episodes, 64 px; "
-        f"{steps} world-model steps at batch 32, training seed in the row's name (none: 0); diagnostics on {PAIRS[0]} unseen same-seed Kinova/UMI pairs "
+        f"{steps} world-model steps (unless the row says otherwise) at batch 32, training seed in the row's name (none: 0); diagnostics on {PAIRS[0]} unseen same-seed Kinova/UMI pairs "
         f"(seeds {PAIRS[1]}-{PAIRS[1] + PAIRS[0] - 1}). Differences of a few points in retrieval or one replay "
         "episode are within one seed's noise: compare rows across seeds.",
         "",

@@ -187,7 +187,7 @@ def test_micro_recipe_runs_end_to_end(micro):
             assert im.size[0] > 100
     summary = (workdir / "summary" / "summary.md").read_text()
     k = round(eval_info["overall"]["pc_success"] / 100)
-    assert f"eval: {k}/1 episodes of lift ({eval_info['overall']['pc_success']}%, 95% Wilson [" in summary
+    assert f"eval: {k}/1 episodes of lift ({eval_info['overall']['pc_success']:.0f}%, 95% Wilson [" in summary
     gate = json.loads((workdir / "wm" / "diagnostics.json").read_text())
     verdict = "passed" if gate["passed"] else "FAILED"  # 3 steps: FAILED, but the section must say what was checked
     assert f"## World-model alignment gate (wm): {verdict}" in summary and "same-step retrieval" in summary
