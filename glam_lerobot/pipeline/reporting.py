@@ -107,7 +107,9 @@ def summary_stage(stage: Stage, ctx: Context) -> dict:
             n = int(info.get("episodes") or 0)
             k = round((rate or 0.0) * n / 100)
             lo, hi = wilson(k, n) if n else (0.0, 0.0)
-            lines.append(f"- {name}: {k}/{n} episodes of {info.get('task')} ({(rate or 0.0):.0f}%, 95% Wilson [{lo:.0%}, {hi:.0%}])")
+            lines.append(
+                f"- {name}: {k}/{n} episodes of {info.get('task')} ({(rate or 0.0):.0f}%, 95% Wilson [{lo:.0%}, {hi:.0%}])"
+            )
         lines.append("")
     gates = [r for r in rows if r["run"] == "train_wm" and r["info"].get("diagnostics")]
     for r in gates:
