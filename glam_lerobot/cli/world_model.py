@@ -146,8 +146,8 @@ def relabel(
     merged: bool = typer.Option(True, "--merged/--no-merged", help="also write the merged mixture dataset"),
     frames: str = typer.Option(
         "image",
-        help="camera frames of the merged dataset: image (PNG per frame, ~5x faster to train on a CPU) or video (AV1, "
-        "~5x smaller)",
+        help="camera frames of the merged dataset: image (PNG per frame; policy training on a CPU 1.1x faster with a "
+        "DataLoader worker, 1.8x without, and no FFmpeg needed) or video (AV1, ~3x smaller)",
     ),
     workers: int = typer.Option(1, help="writer processes for the merged dataset"),
 ) -> None:
