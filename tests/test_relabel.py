@@ -39,7 +39,7 @@ def relabelled(mixture_file, tmp_path_factory):  # noqa: F811
         "--revision",
         "latents-v1",
     )
-    assert "transitions/s" in out
+    assert "transitions/s (inference alone" in out and "end to end" in out
     return {"base": base, "work": work, "out": work / "out", "before": before}
 
 

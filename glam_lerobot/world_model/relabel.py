@@ -47,13 +47,14 @@ class RelabelSummary:
 
     def lines(self) -> list[str]:
         out = [
-            f"relabelled {self.transitions} transitions ({self.frames} frames) in {self.infer_seconds:.1f} s "
-            f"of inference ({self.transitions / max(self.infer_seconds, 1e-9):.0f} transitions/s)"
+            f"relabelled {self.transitions} transitions ({self.frames} frames) in {self.seconds:.1f} s end to end: "
+            f"{self.transitions / max(self.seconds, 1e-9):.0f} transitions/s (inference alone "
+            f"{self.infer_seconds:.1f} s, {self.transitions / max(self.infer_seconds, 1e-9):.0f}/s; the rest is "
+            "reading the frames and writing the revisions and the merged mixture)"
         ]
         out += [f"  new revision of {k}: {v}" for k, v in self.revisions.items()]
         if self.merged:
             out.append(f"  merged mixture dataset: {self.merged}")
-        out.append(f"total {self.seconds:.1f} s")
         return out
 
 
