@@ -115,7 +115,7 @@ def summary_stage(stage: Stage, ctx: Context) -> dict:
     for r in gates:
         verdict = "passed" if r["info"].get("gate_passed") else "FAILED"
         lines += [f"## World-model alignment gate ({r['stage']}): {verdict}", ""]
-        lines += [f"    {line}" for line in r["info"]["diagnostics"]] + [""]
+        lines += [f"    {line}" for entry in r["info"]["diagnostics"] for line in entry.splitlines()] + [""]
     if transfer:
         lines += ["## Cross-source transfer (open-loop replay of decoded latents on the Kinova)", ""]
         for name, per in transfer.items():
