@@ -40,8 +40,12 @@ VARIANTS = {
         "GLAM-O, dropout 0.5 on the IDM's image input",
     ),
     "masks_align_stops_at_idm": (
-        ["--input", "masks", "--no-align-into-features"],
+        ["--input", "masks", "--align-feature-grad", "0"],
         "GLAM-O, alignment does not train the image encoder",
+    ),
+    "masks_align_feature_grad_0.1": (
+        ["--input", "masks", "--align-feature-grad", "0.1"],
+        "GLAM-O, 10% of the alignment gradient into the image encoder",
     ),
 }
 TRAIN = (10, 0)  # Kinova episodes, first seed
@@ -178,8 +182,10 @@ def command_of(run: Path) -> str:
         "image_size",
     }
     if "min_std" in settings:  # the model's own config says which options it was built with (absent = off)
-        for k in ("feature_norm", "idm_delta", "step_forward", "align_into_features"):
+        for k in ("feature_norm", "idm_delta", "step_forward"):
             settings[k] = bool(config["model"].get(k))
+        if "align_into_features" in settings:  # the first version of --align-feature-grad (a bool)
+            settings["align_feature_grad"] = 1.0 if settings.pop("align_into_features") else 0.0
         settings.setdefault("target_fraction", None)
     flags = []
     for k, v in settings.items():

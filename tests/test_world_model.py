@@ -212,6 +212,30 @@ def test_alignment_term_sends_no_gradient_into_the_action_encoder():
     assert idm_change > 0  # ...but it does pull the IDM
 
 
+def test_align_feature_grad_scales_the_alignment_gradient_into_the_image_encoder_only():
+    """--align-feature-grad g: the alignment term's gradient into the image encoder is g times the full one; the
+    IDM's is unchanged (same values, only the path into y is scaled)."""
+    from glam_lerobot.world_model.glam import GLAM, GLAMConfig
+
+    batch = _batch(6)
+    grads = {}
+    for g in (1.0, 0.1, 0.0):
+        torch.manual_seed(0)
+        model = GLAM(GLAMConfig(image_size=32, align_feature_grad=g))
+        torch.manual_seed(1)
+        align = model.loss_terms(batch)["align"]
+        model.zero_grad()
+        align.backward()
+        grads[g] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    enc = [n for n in grads[1.0] if n.startswith("encoder.")]
+    assert enc and all(n not in grads[0.0] or grads[0.0][n].abs().max() == 0 for n in enc)
+    for n in enc:
+        torch.testing.assert_close(grads[0.1][n], 0.1 * grads[1.0][n], rtol=1e-3, atol=1e-6)
+    for n in (n for n in grads[1.0] if n.startswith("idm.")):
+        torch.testing.assert_close(grads[0.1][n], grads[1.0][n])
+        torch.testing.assert_close(grads[0.0][n], grads[1.0][n])
+
+
 def test_train_is_deterministic_resumable_and_writes_a_model_folder(mixture_file, tmp_path):
     from glam_lerobot.world_model.checkpoint import load_world_model
 

@@ -66,10 +66,10 @@ def train_wm(
     idm_feature_dropout: float = typer.Option(
         0.0, help="dropout on the visual part of the IDM's input (training only)"
     ),
-    align_into_features: bool = typer.Option(
-        True,
-        "--align-into-features/--no-align-into-features",
-        help="let the alignment KL's gradient reach the image encoder (off: only recon and forward terms train it)",
+    align_feature_grad: float = typer.Option(
+        1.0,
+        help="share of the alignment KL's gradient that reaches the image encoder (0: only the reconstruction and "
+        "forward terms train it)",
     ),
     target_fraction: float = typer.Option(
         0.5,
@@ -121,7 +121,7 @@ def train_wm(
         idm_delta=idm_delta,
         step_forward=step_forward,
         idm_feature_dropout=idm_feature_dropout,
-        align_into_features=align_into_features,
+        align_feature_grad=align_feature_grad,
         target_fraction=target_fraction or None,
         diagnose_target=str(diagnose_target) if diagnose_target else None,
         diagnose_aux=[str(p) for p in diagnose_aux or []],

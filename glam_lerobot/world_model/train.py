@@ -44,7 +44,7 @@ class TrainSettings:
     idm_delta: bool = True  # the IDM reads the scaled change x_t+1 - x_t (GLAM.idm_posterior)
     step_forward: bool = False  # forward-model error in per-step units (GLAM.forward_error)
     idm_feature_dropout: float = 0.0  # dropout on the IDM's visual input (GLAM.idm_posterior)
-    align_into_features: bool = True  # False: the alignment KL does not train the image encoder
+    align_feature_grad: float = 1.0  # share of the alignment KL's gradient that reaches the image encoder
     target_fraction: float | None = 0.5  # share of target rows in every batch (data.StepBatchSampler); None: uniform
     image_size: int | None = None  # default: the target dataset's frame size
     log_every: int = 10
@@ -111,7 +111,7 @@ def build_config(sources, settings: TrainSettings) -> GLAMConfig:
         idm_delta=settings.idm_delta,
         step_forward=settings.step_forward,
         idm_feature_dropout=settings.idm_feature_dropout,
-        align_into_features=settings.align_into_features,
+        align_feature_grad=settings.align_feature_grad,
         model=settings.method,
     )
 
