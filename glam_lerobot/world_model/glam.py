@@ -44,8 +44,9 @@ benchmarks/results/wm-alignment/. Tried and left off by default, one seed each u
   (83%) and the action error (0.375) where they were;
 - 3,000 steps instead of 1,500 (2 seeds): replay 17/24 and 22/24 (encoders 14 and 15), image swap 0.057/0.064,
   retrieval 85/82%, action error 0.375/0.381: replay and images improve with training, the overfit does not;
-- 20 target episodes instead of 10 (same 20 UMI, 1,500 steps, seed 0): probe 0.15 training / 0.43 held out,
-  retrieval 92%, action error 0.31, UMI replay 22/24 = the encoder's 22/24: the overfit is a small-target-set effect.
+- 20 target episodes instead of 10 (same 20 UMI, 1,500 steps, 2 seeds): probe 0.15 / 0.43 and 0.12 / 0.45
+  (training / held out), retrieval 92/90%, action error 0.31/0.33, UMI replay 22/24 and 12/24 (encoders 22 and 17):
+  the gap narrows with target data but does not close.
 Still open: the alignment KL's gradient into the IDM remains ~10^4 times the forward model's (the floor does not
 bind before ~1,500 steps), no setting passes every gate criterion, and on RGB the live image path lets the IDM
 read which embodiment it sees (distance ratio 0.06 without the LayerNorm, 0.17 with it); on masks it does not.
