@@ -388,3 +388,22 @@ def test_ingest_stage_reads_a_umi_replay_buffer(tmp_path):
     _refused(
         tmp_path / "bad", recipe, r"stage 'umi': input paths\[0\] = .*missing.zarr.zip: no earlier stage writes it"
     )
+
+
+def test_a_policy_stage_can_train_on_one_role_of_a_merged_mixture():
+    """`roles: [target]` on train_policy: the episodes of the mixture's target sources, from its meta/glam.json."""
+    from glam_lerobot.pipeline.stages.policy import episodes_of_roles
+
+    meta = {
+        "sources": [
+            {"index": 0, "role": "target", "episodes": 3},
+            {"index": 1, "role": "auxiliary", "episodes": 2},
+            {"index": 2, "role": "target", "episodes": 1},
+        ]
+    }
+    assert episodes_of_roles(meta, ["target"]) == [0, 1, 2, 5]
+    assert episodes_of_roles(meta, ["auxiliary"]) == [3, 4]
+    with pytest.raises(ValueError, match="no source of the mixture has a role"):
+        episodes_of_roles(meta, ["third"])
+    with pytest.raises(ValueError, match="merged mixture written by relabel"):
+        episodes_of_roles({}, ["target"])

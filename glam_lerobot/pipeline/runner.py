@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from glam_lerobot.pipeline.context import Context, clear, new_console, write_json
 from glam_lerobot.pipeline.recipe import MARKERS, Recipe, RecipeError, Stage
@@ -145,8 +146,6 @@ def _run_logged(recipe: Recipe, log=None) -> RunReport:
     """run_recipe with its console written to the file `log` (appended), or to the terminal."""
     if log is None:
         return run_recipe(recipe)
-    from pathlib import Path
-
     from rich.console import Console
 
     Path(log).parent.mkdir(parents=True, exist_ok=True)

@@ -121,6 +121,7 @@ KINDS: dict[str, Kind] = {
             "num_workers",
             "repo_id",
             "threads",
+            "roles",
             "args",
         ),
         required=("dataset",),

@@ -69,6 +69,23 @@ def _cli_args(extra: dict | None) -> list[str]:
     return [f"--{k}={json.dumps(v) if isinstance(v, (list, dict)) else v}" for k, v in (extra or {}).items()]
 
 
+def episodes_of_roles(glam_meta: dict, roles: list[str]) -> list[int]:
+    """Episode indices of a merged mixture whose source has one of `roles` (relabel writes the sources' episodes
+    in the order meta/glam.json lists them)."""
+    sources = glam_meta.get("sources") or []
+    if not sources:
+        raise ValueError("`roles` needs a merged mixture written by relabel (meta/glam.json lists no sources)")
+    out, first = [], 0
+    for src in sources:
+        n = int(src["episodes"])
+        if src.get("role") in roles:
+            out += range(first, first + n)
+        first += n
+    if not out:
+        raise ValueError(f"no source of the mixture has a role in {roles}: {[s.get('role') for s in sources]}")
+    return out
+
+
 def train_policy_stage(stage: Stage, ctx: Context) -> dict:
     from lerobot.utils.constants import CHECKPOINTS_DIR, PRETRAINED_MODEL_DIR
 
@@ -110,6 +127,9 @@ def train_policy_stage(stage: Stage, ctx: Context) -> dict:
             f"--dataset.video_backend={video_backend()}",
             *_cli_args(w.get("args")),
         ]
+        if w.get("roles"):  # e.g. [target]: the Kinova episodes of a merged mixture alone
+            episodes = episodes_of_roles(provenance.read(dataset), list(w["roles"]))
+            cmd.append(f"--dataset.episodes=[{','.join(map(str, episodes))}]")
     show = lambda line: "step:" in line and "loss:" in line  # noqa: E731
     run_logged(cmd, log, ctx, show=show, threads=w.get("threads"))
     if not last.exists():
