@@ -168,6 +168,8 @@ def test_a_pushed_revision_names_its_parent_by_hub_repo_and_commit(make_tiny_dat
     child = add_latent_revision(parent, "local/lineage", tmp_path / "latents", "latents-v1")
     assert provenance.read(child)["parent"]["repo_id"] == "local/lineage"
 
+    fresh = hub.push_dataset(child, "test-user/brand-new")  # a repo that does not exist yet: created, with a note
+    assert fresh.commit and any("is not on test-user/brand-new: push it first" in n for n in fresh.notes)
     hub.push_dataset(make_tiny_dataset("other", episodes=1, frames=3, glam_meta=GLAM), "test-user/elsewhere")
     orphan = hub.push_dataset(child, "test-user/elsewhere")  # that repo's main is another dataset
     assert any("is not on test-user/elsewhere: push it first" in n for n in orphan.notes)

@@ -202,8 +202,10 @@ def _parent_on_hub(root: Path, repo_id: str, parent: dict, token, endpoint) -> t
         return None, None
     what = f"look up the parent of {root} in {repo_id}"
     hf = api(token, endpoint)
-    branches, tags = _call(what, endpoint, _refs, hf, repo_id, "dataset")
-    commit = {**branches, **tags}.get(rev)
+    commit = None
+    if _call(what, endpoint, hf.repo_exists, repo_id, repo_type="dataset"):  # a new repo holds no parent yet
+        branches, tags = _call(what, endpoint, _refs, hf, repo_id, "dataset")
+        commit = {**branches, **tags}.get(rev)
     local_info = Path(parent.get("root") or "") / "meta" / "info.json"
     if commit is not None and local_info.is_file():
         remote = _call(what, endpoint, _remote_files, hf, repo_id, "dataset", commit)
