@@ -4,7 +4,7 @@
 
 1. Steps/s of the recording loop (scripted expert + IK + physics + two cameras RGB + ground-truth masks), pinned
    to one CPU core with one llvmpipe thread, for stack_two on each embodiment, with a breakdown without rendering.
-2. Wall time of `sim record` (2 workers, video encoding, aggregation) for --episodes stack-two episodes per
+2. Wall time of `sim record` (--workers, video encoding, aggregation) for --episodes stack-two episodes per
    embodiment, and that time scaled to 100 episodes (linear extrapolation, said so in the output).
 Figures depend on the machine's load; the printout includes the load average.
 """
@@ -21,11 +21,42 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from glam_lerobot import schema  # noqa: E402
+from glam_lerobot.sim import record as recording  # noqa: E402
 from glam_lerobot.sim.experts import run_expert  # noqa: E402
 from glam_lerobot.sim.record import record, record_episode  # noqa: E402
+from glam_lerobot.sim.render import GEOM  # noqa: E402
 from glam_lerobot.sim.world import SimWorld  # noqa: E402
 
 EMBODIMENTS = ("kinova", "umi")
+
+
+class RendererCameras:
+    """The same frames through mujoco.Renderer, one render and one read per view (the toolkit before its own
+    renderer): the baseline the speed-up is measured against, in the same run."""
+
+    def __init__(self, model, size: int):
+        import mujoco
+
+        self.model, self.cameras, self.r = model, schema.CAMERAS, mujoco.Renderer(model, size, size)
+
+    def render(self, data, bodies=None):
+        import numpy as np
+
+        rgb = {}
+        for cam in self.cameras:
+            self.r.update_scene(data, camera=cam)
+            rgb[cam] = self.r.render()
+        if bodies is None:
+            return rgb, None
+        is_obj, masks = np.isin(self.model.geom_bodyid, bodies), {}
+        self.r.enable_segmentation_rendering()
+        for cam in self.cameras:
+            self.r.update_scene(data, camera=cam)
+            seg = self.r.render()
+            masks[cam] = (seg[..., 1] == GEOM) & (seg[..., 0] >= 0) & is_obj[np.maximum(seg[..., 0], 0)]
+        self.r.disable_segmentation_rendering()
+        return rgb, masks
 
 
 def steps_per_second(task: str, embodiment: str, seeds: range, image_size: int, masks: bool) -> tuple[float, float]:
@@ -53,6 +84,7 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=10, help="episodes per embodiment for the dataset write")
     ap.add_argument("--speed-episodes", type=int, default=5, help="episodes per embodiment for steps/s")
     ap.add_argument("--image-size", type=int, default=96)
+    ap.add_argument("--workers", type=int, default=2, help="worker processes for the dataset write")
     ap.add_argument("--skip-write", action="store_true")
     args = ap.parse_args()
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
@@ -67,6 +99,13 @@ def main() -> None:
             wall, cpu = steps_per_second(args.task, emb, seeds, args.image_size, masks)
             what = "2 cameras RGB + masks" if masks else "2 cameras RGB        "
             print(f"  {emb:<7} {what}: {cpu:6.0f} steps per CPU second  ({wall:6.0f} per wall second)")
+        world, cams = recording._world_and_cameras(args.task, emb, args.image_size)
+        recording._CACHE[args.task, emb, args.image_size] = (world, RendererCameras(world.model, args.image_size))
+        wall, cpu = steps_per_second(args.task, emb, seeds, args.image_size, True)
+        recording._CACHE[args.task, emb, args.image_size] = (world, cams)
+        print(
+            f"  {emb:<7} the same via mujoco.Renderer: {cpu:6.0f} steps per CPU second  ({wall:6.0f} per wall second)"
+        )
         print(
             f"  {emb:<7} expert + IK + physics alone: {physics_steps_per_second(args.task, emb, seeds):6.0f} "
             "steps per CPU second"
@@ -75,7 +114,9 @@ def main() -> None:
 
     if args.skip_write:
         return
-    print(f"\nsim record --task {args.task} --episodes {args.episodes} --workers 2 (video encoding included)")
+    print(
+        f"\nsim record --task {args.task} --episodes {args.episodes} --workers {args.workers} (video encoding included)"
+    )
     work = Path(tempfile.mkdtemp(prefix="bench-sim-"))
     try:
         for emb in EMBODIMENTS:
@@ -88,7 +129,7 @@ def main() -> None:
                 root=work / emb,
                 image_size=args.image_size,
                 masks=True,
-                workers=2,
+                workers=args.workers,
             )
             dt = time.perf_counter() - t0
             print(

@@ -61,13 +61,13 @@ class GlamSimEnv(gym.Env):
         self._last_pixels: dict | None = None
 
     def _obs(self) -> dict:
-        pixels = self.cameras.rgb(self.world.data)
+        pixels, masks = self.cameras.render(self.world.data, self._mask_bodies if self.with_masks else None)
         self._last_pixels = pixels
         obs = {"pixels": pixels, "ee_pose": self.world.ee_pose()}
         if self.embodiment == "kinova":
             obs["agent_pos"] = self.world.state()
-        if self.with_masks:
-            obs["masks"] = {c: mask_frame(m) for c, m in self.cameras.masks(self.world.data, self._mask_bodies).items()}
+        if masks is not None:
+            obs["masks"] = {c: mask_frame(m) for c, m in masks.items()}
         return obs
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):

@@ -83,15 +83,15 @@ def record_episode(
     cols: dict[str, list] = {}
 
     def observe(w, action):
-        for cam, img in cams.rgb(w.data).items():
+        images, object_masks = cams.render(w.data, bodies)
+        for cam, img in images.items():
             cols.setdefault(schema.image_key(cam), []).append(img)
         cols.setdefault(schema.EE_POSE, []).append(w.ee_pose())
         if embodiment == "kinova":
             cols.setdefault(schema.STATE, []).append(w.state())
             cols.setdefault(schema.ACTION, []).append(action)
-        if masks:
-            for cam, m in cams.masks(w.data, bodies).items():
-                cols.setdefault(schema.mask_key(cam), []).append(mask_frame(m))
+        for cam, m in (object_masks or {}).items():
+            cols.setdefault(schema.mask_key(cam), []).append(mask_frame(m))
         cols.setdefault(schema.SIM_QPOS, []).append(w.data.qpos.astype(np.float32))
 
     success = run_expert(world, seed, on_step=observe)

@@ -1,8 +1,15 @@
 """Camera images and ground-truth object masks from MuJoCo's offscreen renderer (EGL, no shadows).
 
-Masks come from segmentation rendering: each pixel names the geom it shows; a pixel belongs to an object's
-mask when that geom's body is one of the object's bodies. They can be re-rendered later from a dataset's
-`sim.qpos` column (render_object_masks), e.g. to mask a different set of objects.
+Masks come from segmentation rendering: each pixel's colour encodes the scene geom it shows; a pixel belongs to
+an object's mask when that geom's body is one of the object's bodies. They can be re-rendered later from a
+dataset's `sim.qpos` column (render_object_masks), e.g. to mask a different set of objects.
+
+Rendering is most of a recording step's cost, and at 96 px llvmpipe's cost is per call, not per pixel, so this
+module drives MuJoCo's rendering functions itself rather than through mujoco.Renderer: one GL context for RGB and
+segmentation (switching contexts per frame costs more than drawing), all views of a step drawn into one
+framebuffer and read back once, and a segmentation read that maps the encoded ids through a lookup table of
+booleans instead of mujoco.Renderer's int32 (object id, type) image. Two 96 px cameras with masks: 2.4 -> 1.5 ms
+per step on one core; the pixels equal mujoco.Renderer's (tests/test_sim.py).
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import numpy as np
 from glam_lerobot import schema
 
 GEOM = int(mujoco.mjtObj.mjOBJ_GEOM)  # a plain int: comparing an array with the enum object goes element by element
+_SEGMENT = (mujoco.mjtRndFlag.mjRND_SEGMENT, mujoco.mjtRndFlag.mjRND_IDCOLOR)
 
 
 class Cameras:
@@ -25,48 +33,98 @@ class Cameras:
         cameras: tuple[str, ...] = schema.CAMERAS,
     ):
         self.model, self.cameras, self.size = model, tuple(cameras), int(image_size)
+        self._camera_ids = {}
         for cam in self.cameras:
-            if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, cam) < 0:
+            cid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, cam)
+            if cid < 0:
                 raise ValueError(f"the scene has no camera {cam!r}")
-        # One renderer (one GL context) toggled between RGB and segmentation: switching between two EGL contexts
-        # on every frame costs llvmpipe more than the rendering itself.
-        self._renderer: mujoco.Renderer | None = None
+            self._camera_ids[cam] = cid
+        # the offscreen framebuffer holds every view side by side: RGB row and segmentation row
+        vis = model.vis.global_
+        vis.offwidth = max(vis.offwidth, self.size * len(self.cameras))
+        vis.offheight = max(vis.offheight, self.size * 2)
+        self._gl = None  # the GL context is made on first use, in the process that renders
 
-    @property
-    def renderer(self) -> mujoco.Renderer:
-        if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, self.size, self.size)
-        return self._renderer
+    def _start(self) -> None:
+        self._gl = mujoco.GLContext(self.size, self.size)
+        self._gl.make_current()
+        self._ctx = mujoco.MjrContext(self.model, mujoco.mjtFontScale.mjFONTSCALE_50)
+        mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._ctx)
+        self._scene = mujoco.MjvScene(self.model, maxgeom=1000)
+        self._option = mujoco.MjvOption()
+        self._camera = mujoco.MjvCamera()
+        self._camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
+        self._pixels = np.empty((2 * self.size, len(self.cameras) * self.size, 3), np.uint8)
+
+    def render(self, data: mujoco.MjData, bodies: list[int] | None = None, rgb: bool = True):
+        """({camera: (H, W, 3) uint8} or None, {camera: (H, W) bool} or None): RGB of every camera (unless
+        rgb=False) and, when `bodies` is given, the mask of the pixels showing any geom of those bodies.
+
+        All views are drawn side by side into one framebuffer (RGB in the bottom row, segmentation above) and
+        read back with one call: each read waits for llvmpipe to finish, so reading once per step instead of once
+        per view saves a fifth of the rendering time."""
+        if self._gl is None:
+            self._start()
+        self._gl.make_current()
+        size = self.size
+        rows = [False] * rgb + [True] * (bodies is not None)  # segment? per row of views
+        is_obj = np.isin(self.model.geom_bodyid, bodies) if bodies is not None else None
+        lookups = {}
+        for row, segment in enumerate(rows):
+            for col, cam in enumerate(self.cameras):
+                self._camera.fixedcamid = self._camera_ids[cam]
+                mujoco.mjv_updateScene(
+                    self.model, data, self._option, None, self._camera, mujoco.mjtCatBit.mjCAT_ALL, self._scene
+                )
+                for flag in _SEGMENT:
+                    self._scene.flags[flag] = segment
+                mujoco.mjr_render(mujoco.MjrRect(col * size, row * size, size, size), self._scene, self._ctx)
+                if segment:
+                    lookups[cam] = self._segment_lookup(is_obj)
+        pixels = self._pixels[: len(rows) * size]
+        mujoco.mjr_readPixels(pixels, None, mujoco.MjrRect(0, 0, len(self.cameras) * size, len(rows) * size), self._ctx)
+        pixels = pixels[::-1]  # OpenGL reads the bottom row first: flip once, so the top view row comes first
+        views = {
+            (segment, cam): pixels[
+                (len(rows) - 1 - row) * size : (len(rows) - row) * size, col * size : (col + 1) * size
+            ]
+            for row, segment in enumerate(rows)
+            for col, cam in enumerate(self.cameras)
+        }
+        images = {cam: views[False, cam].copy() for cam in self.cameras} if rgb else None
+        if bodies is None:
+            return images, None
+        masks = {}
+        for cam, lookup in lookups.items():
+            # a pixel's colour is (segid + 1) in base 256, 0 for the background; segid indexes the scene's geoms
+            view = views[True, cam]
+            ids = view[..., 0].astype(np.int32) | (view[..., 1].astype(np.int32) << 8)
+            masks[cam] = lookup[np.minimum(ids, len(lookup) - 1)]
+        return images, masks
+
+    def _segment_lookup(self, is_obj: np.ndarray) -> np.ndarray:
+        """Per segmentation colour of the scene just drawn: does it show an object geom?"""
+        n = self._scene.ngeom
+        lookup = np.zeros(n + 1, bool)
+        for g in self._scene.geoms[:n]:
+            if g.segid >= 0 and g.objtype == GEOM and g.objid >= 0:
+                lookup[g.segid + 1] = is_obj[g.objid]
+        return lookup
 
     def rgb(self, data: mujoco.MjData) -> dict[str, np.ndarray]:
-        """{camera: (H, W, 3) uint8}."""
-        r = self.renderer
-        out = {}
-        for cam in self.cameras:
-            r.update_scene(data, camera=cam)
-            out[cam] = r.render()  # a fresh array each call
-        return out
+        """{camera: (H, W, 3) uint8}, a fresh array per camera."""
+        return self.render(data)[0]
 
     def masks(self, data: mujoco.MjData, bodies: list[int]) -> dict[str, np.ndarray]:
         """{camera: (H, W) bool}: pixels showing any geom of `bodies`."""
-        r = self.renderer
-        is_obj = np.isin(self.model.geom_bodyid, bodies)
-        out = {}
-        r.enable_segmentation_rendering()
-        try:
-            for cam in self.cameras:
-                r.update_scene(data, camera=cam)
-                seg = r.render()
-                ids, types = seg[..., 0], seg[..., 1]
-                out[cam] = (types == GEOM) & (ids >= 0) & is_obj[np.maximum(ids, 0)]
-        finally:
-            r.disable_segmentation_rendering()
-        return out
+        return self.render(data, bodies, rgb=False)[1]
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-        self._renderer = None
+        if self._gl is not None:
+            self._gl.make_current()
+            self._ctx.free()
+            self._gl.free()
+        self._gl = None
 
 
 def object_bodies(model: mujoco.MjModel, objects: list[str]) -> list[int]:
