@@ -18,6 +18,7 @@ os.environ.setdefault("LP_NUM_THREADS", "1")  # llvmpipe renders with one thread
 import argparse  # noqa: E402
 import shutil  # noqa: E402
 import tempfile  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -100,9 +101,10 @@ def main() -> None:
             what = "2 cameras RGB + masks" if masks else "2 cameras RGB        "
             print(f"  {emb:<7} {what}: {cpu:6.0f} steps per CPU second  ({wall:6.0f} per wall second)")
         world, cams = recording._world_and_cameras(args.task, emb, args.image_size)
-        recording._CACHE[args.task, emb, args.image_size] = (world, RendererCameras(world.model, args.image_size))
+        key = (args.task, emb, args.image_size, threading.get_ident())
+        recording._CACHE[key] = (world, RendererCameras(world.model, args.image_size))
         wall, cpu = steps_per_second(args.task, emb, seeds, args.image_size, True)
-        recording._CACHE[args.task, emb, args.image_size] = (world, cams)
+        recording._CACHE[key] = (world, cams)
         print(
             f"  {emb:<7} the same via mujoco.Renderer: {cpu:6.0f} steps per CPU second  ({wall:6.0f} per wall second)"
         )
@@ -132,9 +134,10 @@ def main() -> None:
                 workers=args.workers,
             )
             dt = time.perf_counter() - t0
+            scaled = "" if args.episodes == 100 else " (extrapolated linearly)"
             print(
                 f"  {emb:<7} {summary.episodes} episodes, {summary.frames} frames in {dt:6.1f} s "
-                f"-> {dt / args.episodes * 100 / 60:5.1f} min for 100 episodes (extrapolated linearly)"
+                f"-> {dt / args.episodes * 100 / 60:5.1f} min for 100 episodes{scaled}"
             )
     finally:
         shutil.rmtree(work, ignore_errors=True)

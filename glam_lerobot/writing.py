@@ -21,7 +21,7 @@ import multiprocessing as mp
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,11 +158,18 @@ def _write_shard(
         encoder_queue_maxsize=0,
     )
     skipped, bad, warnings, frames, episodes = [], [], [], 0, 0
+    # Episode k+1 is produced (decoded, simulated, rendered) in a thread while LeRobot encodes and saves episode
+    # k: decoders, MuJoCo and the encoder threads release the GIL, so the two overlap on two cores. One thread,
+    # always the same, so thread-bound state (a producer's GL context) stays where it was made.
+    prefetch = ThreadPoolExecutor(1, thread_name_prefix="produce")
+    ahead = prefetch.submit(produce, jobs[0][1]) if jobs else None
     try:
-        for index, job in jobs:
+        for k, (index, job) in enumerate(jobs):
             file, episode_id = describe(job, index)
+            current = ahead
+            ahead = prefetch.submit(produce, jobs[k + 1][1]) if k + 1 < len(jobs) else None
             try:
-                episode = produce(job)
+                episode = current.result()
                 data = validate_episode(episode, features, file, episode_id)
             except SkipEpisode as exc:
                 skipped.append((f"{file} episode {episode_id}", str(exc)))
@@ -180,6 +187,9 @@ def _write_shard(
             if ticks is not None:
                 ticks.put(1)
     finally:
+        if ahead is not None:
+            ahead.cancel()
+        prefetch.shutdown(wait=True, cancel_futures=True)
         ds.finalize()
     shutil.rmtree(shard_dir / "images", ignore_errors=True)  # LeRobot's PNG staging folder, empty by now
     return {"episodes": episodes, "frames": frames, "skipped": skipped, "bad": bad, "warnings": warnings}

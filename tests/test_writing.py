@@ -44,6 +44,36 @@ def test_two_workers_write_one_dataset_that_stock_lerobot_loads(tmp_path):
     assert validate(tmp_path / "ds").failed == []
 
 
+def test_the_next_episode_is_produced_while_the_current_one_is_saved_and_order_is_kept(tmp_path, monkeypatch):
+    import threading
+
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    started = {i: threading.Event() for i in range(4)}
+    threads, overlapped = set(), []
+
+    def produce(job):
+        threads.add(threading.get_ident())
+        started[job["episode"]].set()
+        return synthetic.produce(job)
+
+    save = LeRobotDataset.save_episode
+
+    def save_episode(self, *args, **kwargs):
+        k = self.meta.total_episodes  # the episode being saved
+        if k + 1 in started:  # while episode k is saved, episode k+1 is already being produced
+            overlapped.append(started[k + 1].wait(timeout=20))
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(LeRobotDataset, "save_episode", save_episode)
+    jobs = [synthetic.job(i, length=5 + 3 * i) for i in range(4)]
+    summary = write_dataset(tmp_path / "ds", "me/overlap", 10, synthetic.features(), jobs, produce)
+    assert overlapped == [True, True, True]
+    assert len(threads) == 1 and threading.get_ident() not in threads  # one producer thread, not the caller's
+    ds = LeRobotDataset("me/overlap", root=tmp_path / "ds", video_backend="pyav")
+    assert summary.episodes == 4 and ds.meta.episodes["length"][:] == [5, 8, 11, 14]
+
+
 def test_nan_is_named_and_nothing_is_left_that_looks_finished(tmp_path):
     jobs = [synthetic.job(0), synthetic.job(1, corrupt="nan")]
     with pytest.raises(EpisodeError, match=r"episode 1: field 'observation.ee_pose': NaN"):

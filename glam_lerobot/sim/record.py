@@ -8,6 +8,7 @@ Episode i uses seed `seed + i`; the same seed gives the same object placement fo
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -57,14 +58,14 @@ def episode_jobs(task: str, embodiment: str, episodes: int, seed: int, image_siz
     ]
 
 
-_CACHE: dict = {}  # per worker process: one world and one set of renderers per (task, embodiment, size)
+_CACHE: dict = {}  # one world and one set of renderers per (task, embodiment, size, thread): GL contexts are thread-bound
 
 
 def _world_and_cameras(task: str, embodiment: str, image_size: int):
     from glam_lerobot.sim.render import Cameras
     from glam_lerobot.sim.world import SimWorld
 
-    key = (task, embodiment, image_size)
+    key = (task, embodiment, image_size, threading.get_ident())
     if key not in _CACHE:
         world = SimWorld(task, embodiment)
         _CACHE[key] = (world, Cameras(world.model, image_size))
