@@ -87,9 +87,17 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=96)
     ap.add_argument("--workers", type=int, default=2, help="worker processes for the dataset write")
     ap.add_argument("--skip-write", action="store_true")
+    ap.add_argument("--skip-speed", action="store_true", help="only the dataset write")
     args = ap.parse_args()
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
+    if not args.skip_speed:
+        loop_speed(args)
+    if not args.skip_write:
+        write_speed(args)
+
+
+def loop_speed(args) -> None:
     affinity = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {min(affinity)})
     print(f"\n{args.task}: control steps per second, pinned to one core, {args.image_size}px cameras")
@@ -114,8 +122,8 @@ def main() -> None:
         )
     os.sched_setaffinity(0, affinity)
 
-    if args.skip_write:
-        return
+
+def write_speed(args) -> None:
     print(
         f"\nsim record --task {args.task} --episodes {args.episodes} --workers {args.workers} (video encoding included)"
     )

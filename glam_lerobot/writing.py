@@ -141,6 +141,9 @@ def _write_shard(
     """Write one shard; runs in a worker process. Returns what the done-marker records."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
+    from glam_lerobot import byte_stats
+
+    byte_stats.install()  # LeRobot's per-frame pixel histograms are most of the writing cost: count bytes instead
     use_videos = any(ft["dtype"] == "video" for ft in features.values())
     # Streaming encoding feeds frames to the video encoder as they arrive (threads, no PNG staging and no
     # forked encoder processes, which crash once torch has started its thread pools).

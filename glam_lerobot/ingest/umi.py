@@ -163,6 +163,30 @@ def _files_of(paths: list[Path]) -> list[Path]:
     return out
 
 
+DECODE_THREADS = 2  # JpegXL decoding releases the GIL: frames decode in parallel while the writer encodes
+
+
+def _decode_frames(arr, idx: np.ndarray) -> np.ndarray:
+    """The frames `idx` of an image array, decoding only their chunks. UMI stores one frame per chunk; those are
+    read from the zip one by one (zipfile is not thread-safe) and decoded by a small thread pool, which is most
+    of an ingest's time. Other layouts go through zarr's own selection."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    whole_frames = arr.chunks[0] == 1 and tuple(arr.chunks[1:]) == tuple(arr.shape[1:])
+    if not whole_frames or arr.filters or arr.compressor is None or len(idx) < 2:
+        return np.asarray(arr.get_orthogonal_selection((idx,)))
+    sep = getattr(arr, "_dimension_separator", None) or "."
+    tail = sep + sep.join(["0"] * (arr.ndim - 1)) if arr.ndim > 1 else ""
+    raw = [arr.store[f"{arr.path}/{i}{tail}"] for i in idx]
+    shape = (1, *arr.chunks[1:])
+
+    def decode(buf):
+        return np.asarray(arr.compressor.decode(buf)).reshape(shape)
+
+    with ThreadPoolExecutor(DECODE_THREADS) as pool:
+        return np.concatenate(list(pool.map(decode, raw))).astype(arr.dtype, copy=False)
+
+
 def _check_chunks(arr, start: int, end: int, file: str, episode: int, field: str) -> None:
     """zarr silently returns the fill value for a missing chunk; a buffer missing frames is an error instead."""
     store, rows = arr.store, arr.chunks[0]
@@ -242,7 +266,7 @@ def _produce(job: dict, data) -> dict:
         arr = data[f"{cam}_rgb"]
         _check_chunks(arr, a, b, file, episode, field)
         try:
-            images = arr.get_orthogonal_selection((idx,))  # decodes only the chunks of the chosen frames
+            images = _decode_frames(arr, idx)
         except Exception as exc:
             raise EpisodeError(file, episode, field, f"cannot decode frames ({type(exc).__name__}: {exc})") from exc
         images = resize_images(np.asarray(images), tuple(job["resize"]) if job["resize"] else None)
