@@ -221,3 +221,15 @@ def test_frames_too_small_for_the_video_encoder_are_refused_up_front(tmp_path):
 
 def _nan_fixed(job):
     return synthetic.produce({**job, "corrupt": None})
+
+
+def test_workers_auto_starts_a_process_only_where_it_repays_its_start_up():
+    from glam_lerobot.writing import parse_workers, resolve_workers
+
+    assert resolve_workers("auto", 20, cores=2) == 1  # the default's 20 episodes: one process overlaps already
+    assert resolve_workers("auto", 400, cores=2) == 1  # two cores are busy with one writer process
+    assert resolve_workers("auto", 400, cores=16) == 8 and resolve_workers("auto", 100, cores=16) == 2
+    assert resolve_workers(3, 5) == 3 and resolve_workers("2", 5) == 2
+    for bad in ("0", "many", -1):
+        with pytest.raises(ValueError, match="--workers"):
+            parse_workers(bad)

@@ -10,6 +10,7 @@ import typer
 
 from glam_lerobot import schema
 from glam_lerobot.cli.errors import fail as _fail
+from glam_lerobot.cli.errors import workers_value
 
 _COMMON = (
     "Every episode is checked before it is written (lengths, NaN/inf, timestamps, missing keys or topics, image sizes); an "
@@ -92,7 +93,7 @@ def inspect(
 
 
 def _run(
-    make_plan, root: Path, repo_id: str | None, default_repo: str, workers: int, skip_bad: bool, overwrite: bool = False
+    make_plan, root: Path, repo_id: str | None, default_repo: str, workers: str, skip_bad: bool, overwrite: bool = False
 ) -> None:
     from glam_lerobot.writing import EpisodeError
 
@@ -126,7 +127,11 @@ ROOT = typer.Option(..., help="output folder of the new dataset (must not hold a
 REPO = typer.Option(None, help="repo id written into the dataset [default: local/<format>]")
 FPS = typer.Option(schema.DEFAULT_FPS, help="frames per second of the dataset's grid")
 SIZE = typer.Option(None, help="resize every camera to HxW (e.g. 224x224); default: keep the recorded size")
-WORKERS = typer.Option(1, help="worker processes, each writing a shard")
+WORKERS = typer.Option(
+    "auto",
+    callback=workers_value,
+    help="worker processes, each writing a shard, or 'auto' (1 unless there are 40+ episodes per two cores)",
+)
 SKIP = typer.Option(False, "--skip-bad", help="drop bad episodes and list them in the summary instead of stopping")
 OVERWRITE = typer.Option(
     False,
@@ -149,7 +154,7 @@ def umi(
     source_fps: float = typer.Option(59.94, help="frame rate of the buffer (GoPro: 59.94)"),
     image_size: str = SIZE,
     task: str = typer.Option("UMI demonstration", help="task string of every episode"),
-    workers: int = WORKERS,
+    workers: str = WORKERS,
     skip_bad: bool = SKIP,
     overwrite: bool = OVERWRITE,
 ) -> None:
@@ -205,7 +210,7 @@ def rosbag(
     ),
     image_size: str = SIZE,
     task: str = typer.Option("Kinova teleoperation", help="task string of every episode"),
-    workers: int = WORKERS,
+    workers: str = WORKERS,
     skip_bad: bool = SKIP,
     overwrite: bool = OVERWRITE,
 ) -> None:
@@ -260,7 +265,7 @@ def hdf5(
         help="ALOHA: metres from the Gen3 tool interface to the ee_pose point "
         "(0.145: the 2F-85 pinch point, as in the simulator)",
     ),
-    workers: int = WORKERS,
+    workers: str = WORKERS,
     skip_bad: bool = SKIP,
     overwrite: bool = OVERWRITE,
 ) -> None:

@@ -8,6 +8,7 @@ import typer
 
 from glam_lerobot import schema
 from glam_lerobot.cli.errors import fail as _fail
+from glam_lerobot.cli.errors import workers_value
 
 
 def register(app: typer.Typer) -> None:
@@ -38,8 +39,11 @@ def record(
     masks: bool = typer.Option(
         False, "--masks", help="also write ground-truth object masks (mask.overhead, mask.front)"
     ),
-    workers: int = typer.Option(
-        1, help="worker processes (a spawned worker costs seconds of imports: more pay only for many episodes)"
+    workers: str = typer.Option(
+        "auto",
+        callback=workers_value,
+        help="writer processes, or 'auto' (one per two cores, and only with 40+ episodes each: a spawned worker "
+        "costs seconds of imports, and one process already overlaps simulation with encoding)",
     ),
     overwrite: bool = typer.Option(
         False,

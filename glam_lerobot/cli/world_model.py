@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from glam_lerobot.cli.errors import fail as _fail
+from glam_lerobot.cli.errors import workers_value
 
 
 def register(app: typer.Typer) -> None:
@@ -149,7 +150,9 @@ def relabel(
         help="camera frames of the merged dataset: image (PNG per frame; policy training on a CPU 1.1x faster with a "
         "DataLoader worker, 1.8x without, and no FFmpeg needed) or video (AV1, ~3x smaller)",
     ),
-    workers: int = typer.Option(1, help="writer processes for the merged dataset"),
+    workers: str = typer.Option(
+        "auto", callback=workers_value, help="writer processes for the merged dataset, or 'auto'"
+    ),
 ) -> None:
     """Label every transition with the IDM posterior mean (Eq. 7), as new dataset revisions.
 

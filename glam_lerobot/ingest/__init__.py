@@ -36,7 +36,7 @@ class IngestPlan:
         root: Path | str,
         repo_id: str,
         *,
-        workers: int = 1,
+        workers: int | str = 1,
         skip_bad: bool = False,
         command: str = "",
         overwrite: bool = False,

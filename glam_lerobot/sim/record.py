@@ -118,7 +118,7 @@ def record(
     repo_id: str | None = None,
     image_size: int = schema.DEFAULT_IMAGE_SIZE,
     masks: bool = False,
-    workers: int = 1,
+    workers: int | str = 1,
     overwrite: bool = False,
 ):
     """Record `episodes` expert episodes (seeds seed .. seed+episodes-1) into a new dataset at `root`.

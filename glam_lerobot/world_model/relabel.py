@@ -151,7 +151,7 @@ def relabel(
     batch_size: int = 256,
     merged: bool = True,
     frames: str = "image",
-    workers: int = 1,
+    workers: int | str = 1,
     progress: bool = True,
     command: str = "glam-lerobot relabel",
     sources: list | None = None,
@@ -274,7 +274,7 @@ def write_merged(
     revision: str,
     horizon: int,
     revisions: dict[str, Path],
-    workers: int = 1,
+    workers: int | str = 1,
     frames: str = "image",
 ) -> Path:
     from glam_lerobot.writing import write_dataset

@@ -22,7 +22,7 @@ def record_stage(stage: Stage, ctx: Context) -> dict:
         repo_id=w.get("repo_id"),
         image_size=int(w.get("image_size", 96)),
         masks=bool(w.get("masks")),
-        workers=int(w.get("workers", 1)),
+        workers=w.get("workers", "auto"),
     )
     print_lines(ctx, summary.lines())
     return {"episodes": summary.episodes, "frames": summary.frames, "skipped": len(summary.skipped)}
@@ -41,7 +41,7 @@ def ingest_stage(stage: Stage, ctx: Context) -> dict:
         raise ValueError(f"ingest: no reader for format {fmt!r} (glam_lerobot/ingest/{fmt}.py)") from e
     paths = w.pop("paths")
     paths = [paths] if isinstance(paths, str) else paths
-    repo_id, workers, skip_bad = w.pop("repo_id"), int(w.pop("workers", 1)), bool(w.pop("skip_bad", False))
+    repo_id, workers, skip_bad = w.pop("repo_id"), w.pop("workers", "auto"), bool(w.pop("skip_bad", False))
     options = w.pop("options", {}) or {}
     if "image_size" in options and options["image_size"] is not None:
         options["image_size"] = parse_image_size(str(options["image_size"]))
