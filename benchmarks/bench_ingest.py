@@ -121,8 +121,13 @@ def make_bags(folder: Path, episodes: int, seconds: float, size: int) -> None:
 
 def add_frame_loop(plan, root: Path) -> float:
     """The straightforward way: decode each episode, add_frame every frame into one stock LeRobotDataset."""
+    from lerobot.datasets import compute_stats, dataset_writer
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
+    from glam_lerobot import writer_speedups
+
+    compute_stats.RunningQuantileStats = writer_speedups._LeRobotStats  # stock: LeRobot's own code
+    dataset_writer.embed_images = writer_speedups._lerobot_embed_images
     start = time.perf_counter()
     ds = LeRobotDataset.create("bench/loop", plan.fps, plan.features, root=root, video_backend="pyav")
     for job in plan.jobs:
@@ -132,6 +137,7 @@ def add_frame_loop(plan, root: Path) -> float:
             ds.add_frame({**{k: v[t] for k, v in frames.items()}, "task": episode["task"]})
         ds.save_episode()
     ds.finalize()
+    writer_speedups.install()
     return time.perf_counter() - start
 
 

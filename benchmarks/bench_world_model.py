@@ -19,6 +19,41 @@ from pathlib import Path
 import numpy as np
 
 
+def bare_model_floor(sources, settings, steps: int) -> float:
+    """Samples/s of the training step alone: the same model, optimiser and clipping on one batch already in memory."""
+    import torch
+
+    from glam_lerobot.world_model import data as wm_data
+    from glam_lerobot.world_model.methods import build_model
+    from glam_lerobot.world_model.train import build_config
+
+    config = build_config(sources, settings)
+    dataset = wm_data.TransitionDataset(sources, config.cameras, config.input, config.image_size, config.arms)
+    model = build_model(config)
+    model.set_stats(
+        {
+            k: {m: torch.from_numpy(v) for m, v in d.items()}
+            for k, d in wm_data.compute_stats(sources, config.arms).items()
+        }
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    batch = dataset.__getitems__(list(range(min(settings.batch_size, len(dataset)))))
+    model.train()
+
+    def step():
+        loss, _ = model(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+        optimizer.step()
+
+    step()  # warm-up
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * len(next(iter(batch.values()))) / (time.perf_counter() - t)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--episodes", type=int, default=10)
@@ -83,6 +118,8 @@ def main() -> None:
     )
     train = train_world_model(mixture, tmp / "wm", settings, progress=False, sources=sources)
 
+    floor = bare_model_floor(sources, settings, args.steps)
+
     from glam_lerobot.world_model.checkpoint import load_world_model
 
     model, _ = load_world_model(tmp / "wm")
@@ -124,6 +161,10 @@ def main() -> None:
     print(
         f"training at batch {args.batch_size}: {train.samples_per_second:.1f} samples/s, "
         f"{train.data_wait_share:.1%} of a step waiting for data ({args.steps} steps, {train.seconds:.1f} s)"
+    )
+    print(
+        f"bare model (forward + backward + step on one in-memory batch, same size and threads): {floor:.1f} "
+        f"samples/s; training runs at {train.samples_per_second / floor:.0%} of it"
     )
     print(
         f"relabel (IDM means, frames from the cache): {n / relabel_s:.0f} transitions/s, of which frame reads "

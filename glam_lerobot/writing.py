@@ -32,7 +32,11 @@ from glam_lerobot import provenance
 
 DEFAULT_FEATURE_KEYS = {"timestamp", "frame_index", "episode_index", "index", "task_index"}
 MIN_VIDEO_SIDE = 32  # SVT-AV1 dies with a floating-point exception on smaller frames
-SHARD_SIZE = 20  # episodes per shard: the unit of resumption and of parallel work
+# Episodes per shard when several processes write: the unit of parallel work and of resumption. One process
+# writes one shard: merging shards (LeRobot's aggregate_datasets) rewrites every row through pandas, which for
+# `image` features (PNG in the parquet: masks, the merged mixture's cameras) cost more than writing them did
+# (16 of 38 s for the default's merged mixture). An interrupted one-process write therefore starts again.
+SHARD_SIZE = 20
 
 
 # `--workers auto`: one writer process keeps about two cores busy by itself (episode k+1 is produced while LeRobot
@@ -172,9 +176,9 @@ def _write_shard(
     """Write one shard; runs in a worker process. Returns what the done-marker records."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    from glam_lerobot import byte_stats
+    from glam_lerobot import writer_speedups
 
-    byte_stats.install()  # LeRobot's per-frame pixel histograms are most of the writing cost: count bytes instead
+    writer_speedups.install()  # LeRobot's stats and image embedding cost more than the writing: writer_speedups.py
     use_videos = any(ft["dtype"] == "video" for ft in features.values())
     # Streaming encoding feeds frames to the video encoder as they arrive (threads, no PNG staging and no
     # forked encoder processes, which crash once torch has started its thread pools).
@@ -273,7 +277,7 @@ def write_dataset(
     glam_meta: dict | None = None,
     robot_type: str | None = None,
     desc: str = "episodes",
-    shard_size: int = SHARD_SIZE,
+    shard_size: int | None = None,
     overwrite: bool = False,
 ) -> WriteSummary:
     """Write one episode per job into a new LeRobot dataset at `root` (see the module docstring).
@@ -343,6 +347,8 @@ def write_dataset(
     for d in work.glob("shard-*"):
         if d.is_dir() and d.name not in {_shard_name(a, b) for a, b in finished}:
             shutil.rmtree(d)  # an interrupted shard: redo it whole
+    if shard_size is None:
+        shard_size = SHARD_SIZE if workers > 1 else len(jobs)
     pending = _plan_shards(len(jobs), finished, workers, shard_size)
     indexed = list(enumerate(jobs))
     shards = {r: indexed[r[0] : r[1]] for r in [*finished, *pending]}
