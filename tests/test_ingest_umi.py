@@ -143,3 +143,24 @@ def test_episode_ends_must_cover_the_data_and_camera_map_is_checked(tmp_path):
         umi.plan([src], camera_map="camera0=wrist")
     with pytest.raises(EpisodeError, match="maps none"):
         umi.plan([src], camera_map="camera7=front")
+
+
+def test_damage_in_frames_the_fps_grid_skips_is_reported_with_check_all_frames(tmp_path):
+    src = write_buffer(tmp_path / "buf.zarr", robots=1)
+    used = set(resample_uniform(ENDS[0], umi.UMI_FPS, 10).tolist())
+    skipped = min(set(range(ENDS[0])) - used)
+    (src / "data" / "camera0_rgb" / f"{skipped}.0.0.0").write_bytes(b"\xff\x0a not a JpegXL codestream")
+
+    quiet = umi.plan([src]).write(tmp_path / "quiet", "lab/quiet")  # the default decodes the frames it uses only
+    assert quiet.episodes == 2 and quiet.warnings == []
+
+    checked = umi.plan([src], check_all_frames=True).write(tmp_path / "checked", "lab/checked")
+    assert checked.episodes == 2  # reported, not failed
+    assert len(checked.warnings) == 1 and "episode 0" in checked.warnings[0]
+    assert "data/camera0_rgb: 1 of the" in checked.warnings[0] and f"source frame {skipped} (" in checked.warnings[0]
+    assert provenance.read(tmp_path / "checked")["write"]["warnings"] == checked.warnings
+
+    used_frame = min(used - {0})  # damage in a frame the dataset uses stays an error
+    (src / "data" / "camera0_rgb" / f"{used_frame}.0.0.0").write_bytes(b"\xff\x0a broken")
+    with pytest.raises(EpisodeError, match="episode 0: field 'data/camera0_rgb': cannot decode"):
+        umi.plan([src], check_all_frames=True).write(tmp_path / "broken", "lab/broken")

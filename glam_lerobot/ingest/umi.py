@@ -93,8 +93,13 @@ def plan(
     camera_map: dict[str, str] | str | None = None,
     image_size: tuple[int, int] | None = None,
     task: str = "UMI demonstration",
+    check_all_frames: bool = False,
 ) -> IngestPlan:
-    """One job per episode of every buffer; the buffers must agree on robots, mapped cameras and image size."""
+    """One job per episode of every buffer; the buffers must agree on robots, mapped cameras and image size.
+
+    The frames the dataset uses are decoded, so damage there is an error. `check_all_frames` also decodes the
+    frames the fps grid skips (5 of 6 at 59.94 -> 10 fps, so ingest decodes 6x more) and reports damage there as
+    warnings in the summary and meta/glam.json, without failing."""
     from glam_lerobot import provenance
 
     paths = [Path(p) for p in paths]
@@ -130,6 +135,7 @@ def plan(
                     "image_hw": list(layout["image_hw"]),
                     "task": task,
                     "resize": list(image_size) if image_size else None,
+                    "check_all": check_all_frames,
                 }
             )
     arms = len(layout["robots"])
@@ -248,7 +254,7 @@ def _produce(job: dict, data) -> dict:
     file, episode, a, b = job["file"], job["episode"], job["start"], job["end"]
     idx = a + resample_uniform(b - a, job["source_fps"], job["fps"])
     frames: dict[str, np.ndarray] = {}
-    poses = []
+    poses, warnings = [], []
     for r in job["robots"]:
         parts = {}
         for name, width in LOWDIM.items():
@@ -269,6 +275,29 @@ def _produce(job: dict, data) -> dict:
             images = _decode_frames(arr, idx)
         except Exception as exc:
             raise EpisodeError(file, episode, field, f"cannot decode frames ({type(exc).__name__}: {exc})") from exc
+        if job.get("check_all"):
+            warnings += _check_skipped_frames(arr, sorted(set(range(a, b)) - set(idx.tolist())), field)
         images = resize_images(np.asarray(images), tuple(job["resize"]) if job["resize"] else None)
         frames[schema.image_key(target)] = validate.image_size(images, tuple(job["image_hw"]), file, episode, field)
-    return {"task": job["task"], "frames": frames}
+    return {"task": job["task"], "frames": frames, "warnings": warnings}
+
+
+def _check_skipped_frames(arr, rows: list[int], field: str) -> list[str]:
+    """Decode the frames the dataset does not use; a sentence per array naming the ones that do not decode."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def bad(i: int) -> str | None:
+        try:
+            arr[i]  # zarr decodes the chunk that holds frame i
+        except Exception as exc:
+            return f"{i} ({type(exc).__name__}: {exc})"
+        return None
+
+    with ThreadPoolExecutor(DECODE_THREADS) as pool:
+        damaged = [b for b in pool.map(bad, rows) if b]
+    if not damaged:
+        return []
+    return [
+        f"{field}: {len(damaged)} of the {len(rows)} frames the fps grid skips do not decode (not used in the "
+        f"dataset): source frame {', '.join(damaged[:5])}" + (" ..." if len(damaged) > 5 else "")
+    ]
