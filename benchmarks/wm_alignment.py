@@ -43,6 +43,10 @@ VARIANTS = {
         ["--input", "masks", "--align-feature-grad", "0"],
         "GLAM-O, alignment does not train the image encoder",
     ),
+    "masks_image_shift_4": (
+        ["--input", "masks", "--image-shift", "4"],
+        "GLAM-O, random-shift augmentation of the frames (up to 4 px, --image-shift 4)",
+    ),
     "masks_align_feature_grad_0.1": (
         ["--input", "masks", "--align-feature-grad", "0.1"],
         "GLAM-O, 10% of the alignment gradient into the image encoder",

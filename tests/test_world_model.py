@@ -236,6 +236,36 @@ def test_align_feature_grad_scales_the_alignment_gradient_into_the_image_encoder
         torch.testing.assert_close(grads[0.0][n], grads[1.0][n])
 
 
+def test_image_shift_moves_both_frames_of_a_transition_together_and_only_in_training():
+    from glam_lerobot.world_model.glam import GLAM, GLAMConfig, random_shift
+
+    torch.manual_seed(0)
+    frames = torch.zeros(4, 1, 16, 16, dtype=torch.uint8)
+    frames[:, :, 6:9, 6:9] = 255  # an object at the centre, one pixel to the right in the next frame
+    following = torch.roll(frames, 1, dims=-1)
+    shifted_t, shifted_next = random_shift(frames, following, 3)
+    for a, b in zip(shifted_t, shifted_next, strict=True):
+        ys, xs = torch.nonzero(a[0] > 0, as_tuple=True)
+        ys2, xs2 = torch.nonzero(b[0] > 0, as_tuple=True)
+        assert len(xs) == 9 and torch.equal(ys, ys2) and torch.equal(xs + 1, xs2)  # the motion is kept
+    centres = {(int(torch.nonzero(a[0])[0, 0]), int(torch.nonzero(a[0])[0, 1])) for a in shifted_t}
+    assert len(centres) > 1  # ... and where the scene sits changes
+
+    model = GLAM(GLAMConfig(image_size=32, image_shift=4))
+    batch = _batch(6)
+    model.eval()
+    with torch.no_grad():
+        z1 = model.infer_latents(batch["images_t"], batch["ee_t"], batch["images_next"], batch["ee_next"])
+        torch.manual_seed(5)
+        recon_eval = model.loss_terms(batch)["recon"]
+        torch.manual_seed(5)
+        model.train()
+        recon_train = model.loss_terms(batch)["recon"]
+    z2 = model.infer_latents(batch["images_t"], batch["ee_t"], batch["images_next"], batch["ee_next"])
+    torch.testing.assert_close(z1, z2)  # inference reads the frames as they are
+    assert recon_train != recon_eval  # training sees shifted frames
+
+
 def test_train_is_deterministic_resumable_and_writes_a_model_folder(mixture_file, tmp_path):
     from glam_lerobot.world_model.checkpoint import load_world_model
 

@@ -72,6 +72,9 @@ def train_wm(
         help="share of the alignment KL's gradient that reaches the image encoder (0: only the reconstruction and "
         "forward terms train it)",
     ),
+    image_shift: int = typer.Option(
+        0, help="random-shift augmentation: both frames of a transition moved by up to this many pixels (training)"
+    ),
     target_fraction: float = typer.Option(
         0.5,
         help="share of target-robot rows in every batch (the only rows the "
@@ -122,6 +125,7 @@ def train_wm(
         idm_delta=idm_delta,
         step_forward=step_forward,
         idm_feature_dropout=idm_feature_dropout,
+        image_shift=image_shift,
         align_feature_grad=align_feature_grad,
         target_fraction=target_fraction or None,
         diagnose_target=str(diagnose_target) if diagnose_target else None,

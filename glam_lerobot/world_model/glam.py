@@ -92,6 +92,7 @@ class GLAMConfig:
     step_forward: bool = False  # forward-model error in per-step units, pose and image halves weighted alike
     idm_feature_dropout: float = 0.0  # dropout on the visual part of the IDM's input, in training only
     align_feature_grad: float = 1.0  # scale of the alignment KL's gradient into the image encoder (0: none)
+    image_shift: int = 0  # training only: both frames of a transition shifted by up to this many pixels (DrQ)
     model: str = "glam"
     extra: dict = field(default_factory=dict)
 
@@ -131,6 +132,7 @@ class GLAMConfig:
         known.setdefault("idm_delta", False)
         known.setdefault("step_forward", False)
         known.setdefault("idm_feature_dropout", 0.0)
+        known.setdefault("image_shift", 0)
         if "align_into_features" in d:  # saved by the first version of this option (a bool)
             known.setdefault("align_feature_grad", 1.0 if d["align_into_features"] else 0.0)
         return cls(**known)
@@ -265,8 +267,10 @@ class GLAM(nn.Module):
         """Every term of the loss, unweighted. batch: images_t / images_next (B, C, H, W) uint8, ee_t / ee_next
         (B, P), state_t / state_next / action (B, S) (zeros on auxiliary rows), is_target (B,) in {0, 1}."""
         c = self.config
-        images = torch.cat([batch["images_t"], batch["images_next"]])
-        pixels = images.float() / 255.0
+        images_t, images_next = batch["images_t"], batch["images_next"]
+        if self.training and c.image_shift:
+            images_t, images_next = random_shift(images_t, images_next, c.image_shift)
+        pixels = torch.cat([images_t, images_next]).float() / 255.0
         y = self.encoder(pixels)
         recon = F.mse_loss(torch.sigmoid(self.decoder(y)), pixels)
 
@@ -327,3 +331,15 @@ class _ProprioForward(nn.Module):
 
     def forward(self, s: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([s, z], dim=-1))
+
+
+def random_shift(images_t: torch.Tensor, images_next: torch.Tensor, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """DrQ's augmentation: pad by `pad` pixels (edge values) and crop back at a random offset per transition, the
+    same offset for both frames, so the motion between them is kept and only where the scene sits changes."""
+    b, c, h, w = images_t.shape
+    padded = F.pad(torch.cat([images_t, images_next], 1).float(), (pad, pad, pad, pad), mode="replicate")
+    dy, dx = (torch.randint(0, 2 * pad + 1, (b,)) for _ in range(2))
+    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
+    out = padded[torch.arange(b)[:, None, None, None], torch.arange(2 * c)[None, :, None, None], rows, cols]
+    return out[:, :c], out[:, c:]

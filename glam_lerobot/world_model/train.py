@@ -45,6 +45,7 @@ class TrainSettings:
     step_forward: bool = False  # forward-model error in per-step units (GLAM.forward_error)
     idm_feature_dropout: float = 0.0  # dropout on the IDM's visual input (GLAM.idm_posterior)
     align_feature_grad: float = 1.0  # share of the alignment KL's gradient that reaches the image encoder
+    image_shift: int = 0  # random-shift augmentation of the frames, pixels (GLAMConfig.image_shift)
     target_fraction: float | None = 0.5  # share of target rows in every batch (data.StepBatchSampler); None: uniform
     image_size: int | None = None  # default: the target dataset's frame size
     log_every: int = 10
@@ -98,6 +99,11 @@ def _arms(sources: list[wm_data.Source]) -> int:
 
 
 def build_config(sources, settings: TrainSettings) -> GLAMConfig:
+    size = settings.image_size or wm_data.native_image_size(sources)
+    if not 0 <= settings.image_shift < size // 2:
+        raise ValueError(
+            f"--image-shift must be between 0 and {size // 2 - 1} pixels at {size} px, got {settings.image_shift}"
+        )
     return GLAMConfig(
         input=settings.input,
         cameras=wm_data.common_cameras(sources),
@@ -112,6 +118,7 @@ def build_config(sources, settings: TrainSettings) -> GLAMConfig:
         step_forward=settings.step_forward,
         idm_feature_dropout=settings.idm_feature_dropout,
         align_feature_grad=settings.align_feature_grad,
+        image_shift=settings.image_shift,
         model=settings.method,
     )
 
