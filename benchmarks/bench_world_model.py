@@ -23,20 +23,9 @@ def bare_model_floor(sources, settings, steps: int) -> float:
     """Samples/s of the training step alone: the same model, optimiser and clipping on one batch already in memory."""
     import torch
 
-    from glam_lerobot.world_model import data as wm_data
-    from glam_lerobot.world_model.methods import build_model
-    from glam_lerobot.world_model.train import build_config
+    from glam_lerobot.world_model.train import build_training
 
-    config = build_config(sources, settings)
-    dataset = wm_data.TransitionDataset(sources, config.cameras, config.input, config.image_size, config.arms)
-    model = build_model(config)
-    model.set_stats(
-        {
-            k: {m: torch.from_numpy(v) for m, v in d.items()}
-            for k, d in wm_data.compute_stats(sources, config.arms).items()
-        }
-    )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    _, dataset, model, optimizer = build_training(sources, settings)
     batch = dataset.__getitems__(list(range(min(settings.batch_size, len(dataset)))))
     model.train()
 

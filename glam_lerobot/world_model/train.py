@@ -123,6 +123,21 @@ def build_config(sources, settings: TrainSettings) -> GLAMConfig:
     )
 
 
+def build_training(sources, settings: TrainSettings):
+    """(config, dataset, model with its normalisation stats, optimizer) for training on `sources`."""
+    config = build_config(sources, settings)
+    dataset = wm_data.TransitionDataset(sources, config.cameras, config.input, config.image_size, config.arms)
+    model = build_model(config)
+    model.set_stats(
+        {
+            k: {m: torch.from_numpy(v) for m, v in d.items()}
+            for k, d in wm_data.compute_stats(sources, config.arms).items()
+        }
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    return config, dataset, model, optimizer
+
+
 def train_world_model(
     mixture,
     output: Path | str,
@@ -158,17 +173,7 @@ def train_world_model(
     set_seed(settings.seed)
     if sources is None:
         sources = wm_data.load_mixture_sources(mixture, settings.input, progress=progress)
-    config = build_config(sources, settings)
-    dataset = wm_data.TransitionDataset(sources, config.cameras, config.input, config.image_size, config.arms)
-
-    model = build_model(config)
-    model.set_stats(
-        {
-            k: {m: torch.from_numpy(v) for m, v in d.items()}
-            for k, d in wm_data.compute_stats(sources, config.arms).items()
-        }
-    )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    config, dataset, model, optimizer = build_training(sources, settings)
     if state is not None:
         from safetensors.torch import load_file
 
