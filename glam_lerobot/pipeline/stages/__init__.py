@@ -85,6 +85,7 @@ KINDS: dict[str, Kind] = {
             "align_weight",
             "kl_weight",
             "image_size",
+            "image_shift",
             "save_every",
             "log_every",
             "threads",
