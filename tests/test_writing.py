@@ -233,3 +233,15 @@ def test_workers_auto_starts_a_process_only_where_it_repays_its_start_up():
     for bad in ("0", "many", -1):
         with pytest.raises(ValueError, match="--workers"):
             parse_workers(bad)
+
+
+def test_a_one_process_write_is_one_shard_and_never_pays_for_a_merge(tmp_path, monkeypatch):
+    import lerobot.datasets.aggregate
+
+    def no_merge(*args, **kwargs):
+        raise AssertionError("aggregate_datasets rewrites every row: a one-process write must not need it")
+
+    monkeypatch.setattr(lerobot.datasets.aggregate, "aggregate_datasets", no_merge)
+    jobs = [synthetic.job(i, length=4) for i in range(25)]  # more than one parallel shard's 20 episodes
+    summary = write_dataset(tmp_path / "ds", "me/one", 10, synthetic.features(), jobs, synthetic.produce, workers=1)
+    assert summary.episodes == 25 and summary.frames == 100
