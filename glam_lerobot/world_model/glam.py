@@ -48,7 +48,8 @@ benchmarks/results/wm-alignment/. Tried and left off by default, one seed each u
   (training / held out), retrieval 92/90%, action error 0.31/0.33, UMI replay 22/24 and 12/24 (encoders 22 and 17):
   the gap narrows with target data but does not close;
 - `image_shift` 4 (DrQ random shift, 10 target episodes, 2 seeds): held-out probe error 0.51 -> 0.31, gate action
-  error 0.24, retrieval 95-96%, UMI replay 21/24 and 18/24, but image swap 0.008: off by default.
+  error 0.24, retrieval 95-96%, UMI replay 21/24 and 18/24, but image swap 0.008, and in the embedded default
+  GLAM-O 29/100 rollouts with it against 33/100 without (2 seeds): off by default.
 Still open: the alignment KL's gradient into the IDM remains ~10^4 times the forward model's (the floor does not
 bind before ~1,500 steps), no setting passes every gate criterion, and on RGB the live image path lets the IDM
 read which embodiment it sees (distance ratio 0.06 without the LayerNorm, 0.17 with it); on masks it does not.
