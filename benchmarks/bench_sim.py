@@ -18,7 +18,6 @@ os.environ.setdefault("LP_NUM_THREADS", "1")  # llvmpipe renders with one thread
 import argparse  # noqa: E402
 import shutil  # noqa: E402
 import tempfile  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -117,11 +116,11 @@ def embodiment_speeds(args, emb: str) -> dict[str, float]:
     down, so the best of interleaved runs is the fairest comparison on a shared machine."""
     seeds = range(args.speed_episodes)
     world, cams = recording._world_and_cameras(args.task, emb, args.image_size)
-    key = (args.task, emb, args.image_size, threading.get_ident())
+    key = (args.task, emb, args.image_size)
     before = (world, RendererCameras(world.model, args.image_size))
 
     def with_renderer(renderer, masks):
-        recording._CACHE[key] = renderer
+        recording.cache()[key] = renderer
         return steps_per_second(args.task, emb, seeds, args.image_size, masks)[1]
 
     runs = {
@@ -134,7 +133,7 @@ def embodiment_speeds(args, emb: str) -> dict[str, float]:
     for _ in range(args.repeats):
         for name, run in runs.items():
             best[name] = max(best[name], run())
-    recording._CACHE[key] = (world, cams)
+    recording.cache()[key] = (world, cams)
     return best
 
 

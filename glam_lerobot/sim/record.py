@@ -58,18 +58,28 @@ def episode_jobs(task: str, embodiment: str, episodes: int, seed: int, image_siz
     ]
 
 
-_CACHE: dict = {}  # one world and one set of renderers per (task, embodiment, size, thread): GL contexts are thread-bound
+# One world and one set of renderers per (task, embodiment, size) and per thread: GL contexts are bound to the
+# thread that made them, and the writer produces episodes in a thread of its own; a finished thread's renderers
+# go with it.
+_LOCAL = threading.local()
+
+
+def cache() -> dict:
+    """This thread's {(task, embodiment, image_size): (world, cameras)}."""
+    if not hasattr(_LOCAL, "cache"):
+        _LOCAL.cache = {}
+    return _LOCAL.cache
 
 
 def _world_and_cameras(task: str, embodiment: str, image_size: int):
     from glam_lerobot.sim.render import Cameras
     from glam_lerobot.sim.world import SimWorld
 
-    key = (task, embodiment, image_size, threading.get_ident())
-    if key not in _CACHE:
+    key, mine = (task, embodiment, image_size), cache()
+    if key not in mine:
         world = SimWorld(task, embodiment)
-        _CACHE[key] = (world, Cameras(world.model, image_size))
-    return _CACHE[key]
+        mine[key] = (world, Cameras(world.model, image_size))
+    return mine[key]
 
 
 def record_episode(
