@@ -60,7 +60,7 @@ def test_recorded_video_matches_the_env_render_of_the_same_state(recorded):
 
 def test_recorded_frames_are_what_the_recorder_rendered(recorded):
     # the writer's input: the recorder's frames for the same seed, masks on (segmentation toggled between frames)
-    record._CACHE.clear()
+    record.cache().clear()
     success, frames = record.record_episode("lift", "kinova", SEED, SIZE, masks=True)
     assert success and len(frames[schema.image_key("front")]) == recorded.meta.episodes[0]["dataset_to_index"]
     for cam in schema.CAMERAS:
