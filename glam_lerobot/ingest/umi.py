@@ -172,25 +172,42 @@ def _files_of(paths: list[Path]) -> list[Path]:
 DECODE_THREADS = 2  # JpegXL decoding releases the GIL: frames decode in parallel while the writer encodes
 
 
-def _decode_frames(arr, idx: np.ndarray) -> np.ndarray:
-    """The frames `idx` of an image array, decoding only their chunks. UMI stores one frame per chunk; those are
-    read from the zip one by one (zipfile is not thread-safe) and decoded by a small thread pool, which is most
-    of an ingest's time. Other layouts go through zarr's own selection."""
+def _whole_frames(arr) -> bool:
+    """One frame per chunk, as UMI stores its cameras."""
+    return arr.chunks[0] == 1 and tuple(arr.chunks[1:]) == tuple(arr.shape[1:]) and not arr.filters
+
+
+def _decode_each(arr, rows) -> list:
+    """Frame by frame, on a small thread pool (most of an ingest's time): each row's (1, H, W, C) array, or the
+    exception its chunk raised. Whole-frame chunks are read raw (zarr's ZipStore serialises the reads) and decoded
+    with the array's codec; other layouts go through zarr."""
     from concurrent.futures import ThreadPoolExecutor
 
-    whole_frames = arr.chunks[0] == 1 and tuple(arr.chunks[1:]) == tuple(arr.shape[1:])
-    if not whole_frames or arr.filters or arr.compressor is None or len(idx) < 2:
-        return np.asarray(arr.get_orthogonal_selection((idx,)))
     sep = getattr(arr, "_dimension_separator", None) or "."
     tail = sep + sep.join(["0"] * (arr.ndim - 1)) if arr.ndim > 1 else ""
-    raw = [arr.store[f"{arr.path}/{i}{tail}"] for i in idx]
-    shape = (1, *arr.chunks[1:])
+    raw = _whole_frames(arr) and arr.compressor is not None
 
-    def decode(buf):
-        return np.asarray(arr.compressor.decode(buf)).reshape(shape)
+    def one(i: int):
+        try:
+            if raw:
+                frame = np.asarray(arr.compressor.decode(arr.store[f"{arr.path}/{i}{tail}"]))
+                return frame.reshape(1, *arr.chunks[1:]).astype(arr.dtype, copy=False)
+            return np.asarray(arr[i : i + 1])
+        except Exception as exc:
+            return exc
 
     with ThreadPoolExecutor(DECODE_THREADS) as pool:
-        return np.concatenate(list(pool.map(decode, raw))).astype(arr.dtype, copy=False)
+        return list(pool.map(one, [int(i) for i in rows]))
+
+
+def _decode_frames(arr, idx: np.ndarray) -> np.ndarray:
+    """The frames `idx` of an image array, decoding only their chunks (the first bad chunk raises)."""
+    if not _whole_frames(arr):  # several frames per chunk: zarr decodes each chunk once
+        return np.asarray(arr.get_orthogonal_selection((idx,)))
+    frames = _decode_each(arr, idx)
+    if errors := [f for f in frames if isinstance(f, Exception)]:
+        raise errors[0]
+    return np.concatenate(frames)
 
 
 def _check_chunks(arr, start: int, end: int, file: str, episode: int, field: str) -> None:
@@ -284,17 +301,11 @@ def _produce(job: dict, data) -> dict:
 
 def _check_skipped_frames(arr, rows: list[int], field: str) -> list[str]:
     """Decode the frames the dataset does not use; a sentence per array naming the ones that do not decode."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    def bad(i: int) -> str | None:
-        try:
-            arr[i]  # zarr decodes the chunk that holds frame i
-        except Exception as exc:
-            return f"{i} ({type(exc).__name__}: {exc})"
-        return None
-
-    with ThreadPoolExecutor(DECODE_THREADS) as pool:
-        damaged = [b for b in pool.map(bad, rows) if b]
+    damaged = [
+        f"{i} ({type(f).__name__}: {f})"
+        for i, f in zip(rows, _decode_each(arr, rows), strict=True)
+        if isinstance(f, Exception)
+    ]
     if not damaged:
         return []
     return [
