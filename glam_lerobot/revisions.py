@@ -74,12 +74,12 @@ def add_columns(
     `columns` maps a feature name to (values for every frame in global index order, LeRobot feature info).
     """
     from lerobot.datasets.dataset_tools import add_features
+    from lerobot.datasets.io_utils import write_stats
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     from glam_lerobot import writer_speedups
 
     writer_speedups.install()  # add_features embeds every row's images one at a time otherwise
-    from lerobot.datasets.io_utils import write_stats
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     parent_root = Path(parent_root)
     out = Path(output_root) if output_root else default_root(parent_root, revision)

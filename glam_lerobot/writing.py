@@ -174,7 +174,7 @@ def _write_shard(
     skip_bad: bool,
     ticks: Any = None,
 ) -> dict:
-    """Write one shard; runs in a worker process. Returns what the done-marker records."""
+    """Write one shard (in this process or a worker process). Returns what the done-marker records."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     from glam_lerobot import writer_speedups
@@ -226,9 +226,7 @@ def _write_shard(
             if ticks is not None:
                 ticks.put(1)
     finally:
-        if ahead is not None:
-            ahead.cancel()
-        prefetch.shutdown(wait=True, cancel_futures=True)
+        prefetch.shutdown(wait=True, cancel_futures=True)  # an episode produced ahead of a failure is dropped
         ds.finalize()
     shutil.rmtree(shard_dir / "images", ignore_errors=True)  # LeRobot's PNG staging folder, empty by now
     return {"episodes": episodes, "frames": frames, "skipped": skipped, "bad": bad, "warnings": warnings}

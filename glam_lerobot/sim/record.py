@@ -61,14 +61,17 @@ def episode_jobs(task: str, embodiment: str, episodes: int, seed: int, image_siz
 # One world and one set of renderers per (task, embodiment, size) and per thread: GL contexts are bound to the
 # thread that made them, and the writer produces episodes in a thread of its own; a finished thread's renderers
 # go with it.
-_LOCAL = threading.local()
+class _PerThread(threading.local):
+    def __init__(self):
+        self.renderers: dict = {}  # (task, embodiment, image_size) -> (world, cameras)
+
+
+_LOCAL = _PerThread()
 
 
 def cache() -> dict:
     """This thread's {(task, embodiment, image_size): (world, cameras)}."""
-    if not hasattr(_LOCAL, "cache"):
-        _LOCAL.cache = {}
-    return _LOCAL.cache
+    return _LOCAL.renderers
 
 
 def _world_and_cameras(task: str, embodiment: str, image_size: int):

@@ -107,7 +107,7 @@ def build_config(sources, settings: TrainSettings) -> GLAMConfig:
     return GLAMConfig(
         input=settings.input,
         cameras=wm_data.common_cameras(sources),
-        image_size=settings.image_size or wm_data.native_image_size(sources),
+        image_size=size,
         arms=_arms(sources),
         latent_dim=settings.latent_dim,
         kl_weight=settings.kl_weight,
