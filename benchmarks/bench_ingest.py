@@ -121,13 +121,11 @@ def make_bags(folder: Path, episodes: int, seconds: float, size: int) -> None:
 
 def add_frame_loop(plan, root: Path) -> float:
     """The straightforward way: decode each episode, add_frame every frame into one stock LeRobotDataset."""
-    from lerobot.datasets import compute_stats, dataset_writer
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     from glam_lerobot import writer_speedups
 
-    compute_stats.RunningQuantileStats = writer_speedups._LeRobotStats  # stock: LeRobot's own code
-    dataset_writer.embed_images = writer_speedups._lerobot_embed_images
+    writer_speedups.uninstall()  # stock: LeRobot's own stats and image embedding
     start = time.perf_counter()
     ds = LeRobotDataset.create("bench/loop", plan.fps, plan.features, root=root, video_backend="pyav")
     for job in plan.jobs:

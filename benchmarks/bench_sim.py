@@ -1,9 +1,11 @@
 """Simulator speed: control steps per second while recording, and wall time to record stack-two datasets.
 
-    uv run python benchmarks/bench_sim.py [--episodes 10] [--image-size 96] [--skip-write]
+    uv run python benchmarks/bench_sim.py [--episodes 10] [--workers 2] [--image-size 96] [--repeats 2]
+        [--skip-speed] [--skip-write]
 
 1. Steps/s of the recording loop (scripted expert + IK + physics + two cameras RGB + ground-truth masks), pinned
-   to one CPU core with one llvmpipe thread, for stack_two on each embodiment, with a breakdown without rendering.
+   to one CPU core with one llvmpipe thread, for stack_two on each embodiment: with the toolkit's renderer, without
+   masks, through mujoco.Renderer (the baseline) and physics alone, each the best of --repeats interleaved runs.
 2. Wall time of `sim record` (--workers, video encoding, aggregation) for --episodes stack-two episodes per
    embodiment, and that time scaled to 100 episodes (linear extrapolation, said so in the output).
 Figures depend on the machine's load; the printout includes the load average.

@@ -125,3 +125,9 @@ def install() -> None:
     compute_stats.RunningQuantileStats = FastQuantileStats
     io_utils.embed_images = embed_images  # dataset_tools (add_features: relabel's revisions) imports it at call time
     dataset_writer.embed_images = embed_images
+
+
+def uninstall() -> None:
+    """LeRobot's own code again (the benchmarks' stock baseline)."""
+    compute_stats.RunningQuantileStats = _LeRobotStats
+    io_utils.embed_images = dataset_writer.embed_images = _lerobot_embed_images

@@ -89,3 +89,17 @@ def test_embedding_images_in_batches_writes_lerobots_table(tmp_path):
     ours, theirs = embed_images(ds), _lerobot_embed_images(ds)
     assert ours.with_format("arrow")[:].equals(theirs.with_format("arrow")[:])
     assert ours[3]["observation.images.front"].size == (16, 16)
+
+
+def test_install_and_uninstall_swap_lerobots_functions_and_back():
+    from lerobot.datasets import compute_stats, dataset_writer, io_utils
+
+    from glam_lerobot import writer_speedups
+
+    writer_speedups.install()
+    assert compute_stats.RunningQuantileStats is FastQuantileStats
+    assert io_utils.embed_images is dataset_writer.embed_images is writer_speedups.embed_images
+    writer_speedups.uninstall()
+    assert compute_stats.RunningQuantileStats is _LeRobotStats
+    assert dataset_writer.embed_images is writer_speedups._lerobot_embed_images
+    writer_speedups.install()  # as the writer leaves it in a process
