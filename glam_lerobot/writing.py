@@ -67,7 +67,8 @@ def resolve_workers(workers: int | str, n_jobs: int, cores: int | None = None) -
     workers = parse_workers(workers)
     if workers != "auto":
         return workers
-    cores = cores or len(os.sched_getaffinity(0))
+    if cores is None:  # the cores this process may use (macOS has no affinity: all of them)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(cores // 2, n_jobs // AUTO_EPISODES_PER_WORKER))
 
 
