@@ -12,10 +12,14 @@ import functools
 import os
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (where there is no affinity, as on macOS: all of them)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def auto_cpu_threads() -> int:
     """Threads for one training process: half the cores minus one for the data loader, at least 1."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, (cores - 1) // 2)
+    return max(1, (usable_cores() - 1) // 2)
 
 
 def set_cpu_threads(threads: int | None = None) -> int:

@@ -62,13 +62,12 @@ def parse_workers(value: int | str) -> int | str:
 
 def resolve_workers(workers: int | str, n_jobs: int, cores: int | None = None) -> int:
     """The number of writer processes for `n_jobs` episodes: N as given, or what 'auto' picks (see above)."""
-    import os
+    from glam_lerobot.runtime import usable_cores
 
     workers = parse_workers(workers)
     if workers != "auto":
         return workers
-    if cores is None:  # the cores this process may use (macOS has no affinity: all of them)
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = cores or usable_cores()
     return max(1, min(cores // 2, n_jobs // AUTO_EPISODES_PER_WORKER))
 
 
