@@ -269,19 +269,11 @@ class Data:
             return "bench/target-000", roots[0]
         root = self.root / f"target-first{chunks}"
         if not (root / "meta" / "info.json").is_file():
-            from lerobot.datasets.aggregate import aggregate_datasets
+            from glam_lerobot.writing import merge_datasets
 
             tmp = root.with_name(root.name + ".partial")
             shutil.rmtree(tmp, ignore_errors=True)
-            aggregate_datasets(
-                [f"bench/target-{k:03d}" for k in range(chunks)],
-                f"bench/target-first{chunks}",
-                roots=roots,
-                aggr_root=tmp,
-            )
-            from glam_lerobot.writing import refresh_index_stats
-
-            refresh_index_stats(tmp)
+            merge_datasets([f"bench/target-{k:03d}" for k in range(chunks)], f"bench/target-first{chunks}", roots, tmp)
             tmp.rename(root)
         return f"bench/target-first{chunks}", root
 

@@ -6,7 +6,8 @@ descriptions and a function that turns one job into one episode. The writer
   2. writes contiguous runs of jobs as shards with LeRobot's own create / add_frame / save_episode / finalize
      (one shard per process, or 20-episode shards across worker processes), producing episode k+1 in a thread
      while LeRobot encodes episode k,
-  3. merges several shards with LeRobot's aggregate_datasets, writes meta/glam.json and the dataset card,
+  3. merges several shards with LeRobot's aggregate_datasets into what one process would have written, writes
+     meta/glam.json and the dataset card,
   4. and only then renames the result into `root`.
 Work in progress lives in `<root>.partial/`; a finished shard is marked by `shard-FIRST-END.done.json` (the job
 range it holds), so an interrupted parallel write resumes from the shards it finished, with any worker count, and
@@ -208,8 +209,9 @@ def _write_shard(
             current = ahead
             ahead = prefetch.submit(produce, jobs[k + 1][1]) if k + 1 < len(jobs) else None
             try:
-                episode = current.result()
-                data = validate_episode(episode, features, file, episode_id)
+                produced = current.result()
+                parts = produced if isinstance(produced, list) else [produced]  # a bag cut at its gaps: several
+                checked = [validate_episode(part, features, file, episode_id) for part in parts]
             except SkipEpisode as exc:
                 skipped.append((f"{file} episode {episode_id}", str(exc)))
             except EpisodeError as exc:
@@ -217,12 +219,13 @@ def _write_shard(
                     raise
                 bad.append(str(exc))
             else:
-                length = len(next(iter(data.values())))
-                for t in range(length):
-                    ds.add_frame({**{k: v[t] for k, v in data.items()}, "task": episode["task"]})
-                ds.save_episode()
-                episodes, frames = episodes + 1, frames + length
-                warnings += [f"{file} episode {episode_id}: {w}" for w in episode.get("warnings", [])]
+                for part, data in zip(parts, checked, strict=True):
+                    length = len(next(iter(data.values())))
+                    for t in range(length):
+                        ds.add_frame({**{k: v[t] for k, v in data.items()}, "task": part["task"]})
+                    ds.save_episode()
+                    episodes, frames = episodes + 1, frames + length
+                    warnings += [f"{file} episode {episode_id}: {w}" for w in part.get("warnings", [])]
             if ticks is not None:
                 ticks.put(1)
     finally:
@@ -415,10 +418,7 @@ def write_dataset(
     if len(filled) == 1:
         shutil.copytree(filled[0], final)
     else:
-        from lerobot.datasets.aggregate import aggregate_datasets
-
-        aggregate_datasets([repo_id] * len(filled), repo_id, roots=filled, aggr_root=final)
-        refresh_index_stats(final)
+        merge_datasets([repo_id] * len(filled), repo_id, filled, final)
     summary.seconds = time.time() - start
     meta = dict(glam_meta or {})
     meta.setdefault("repo_id", repo_id)
@@ -443,29 +443,53 @@ def write_dataset(
     return summary
 
 
-def refresh_index_stats(root: Path) -> None:
-    """Recompute stats.json's `index` / `episode_index` from meta/episodes after aggregate_datasets.
+def merge_datasets(repo_ids: list[str], repo_id: str, roots: list[Path], out: Path) -> None:
+    """LeRobot's aggregate_datasets, then the layout one process writing every episode would have given."""
+    from lerobot.datasets.aggregate import aggregate_datasets
 
-    LeRobot 0.6.1's aggregate_datasets re-numbers these columns (and their per-episode stats) but merges the
-    sources' stats.json as they were, so a merge of shards of 15 episodes each claims episode_index <= 14.
+    aggregate_datasets(repo_ids, repo_id, roots=roots, aggr_root=out)
+    restore_single_writer_layout(out)
+
+
+def restore_single_writer_layout(root: Path) -> None:
+    """Make a merge of shards what one process writing every episode would have written.
+
+    LeRobot 0.6.1's aggregate_datasets rewrites the data through pandas, which loses the Arrow schema
+    (fixed-size lists become lists, `datasets`' schema metadata becomes pandas'), re-numbers `index` /
+    `episode_index` without updating their stats, and merges the shards' stats in another order. Here the data
+    files are rewritten with LeRobot's own writer settings (the features' Arrow schema, snappy, one row group per
+    episode) and stats.json is rebuilt from the per-episode stats in episode order, as the writer builds it: a
+    resumed or parallel write then has the same data files, byte for byte, as an uninterrupted one-process write.
     """
-    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
     from lerobot.datasets.compute_stats import aggregate_stats
-    from lerobot.datasets.io_utils import load_stats, write_stats
+    from lerobot.datasets.feature_utils import get_hf_features_from_features
+    from lerobot.datasets.io_utils import write_stats
 
-    keys = ("index", "episode_index")
-    per_episode = []
+    info = json.loads((root / "meta" / "info.json").read_text())
+    features = {k: {**ft, "shape": tuple(ft["shape"])} for k, ft in info["features"].items()}
+    schema = get_hf_features_from_features(features).arrow_schema
+    for path in sorted((root / "data").glob("*/*.parquet")):
+        table = pq.read_table(path).select(schema.names).cast(schema)
+        table = pa.Table.from_arrays(table.columns, schema=schema)  # the schema's own metadata, not pandas'
+        episode = np.asarray(table["episode_index"])
+        starts = np.flatnonzero(np.r_[True, episode[1:] != episode[:-1], True])
+        with pq.ParquetWriter(path, schema=schema, compression="snappy", use_dictionary=True) as writer:
+            for a, b in zip(starts[:-1], starts[1:], strict=True):
+                writer.write_table(table.slice(a, b - a))
+
+    stats = None
     for path in sorted((root / "meta" / "episodes").glob("*/*.parquet")):
-        df = pd.read_parquet(path)
-        for _, row in df.iterrows():
-            per_episode.append(
-                {
-                    k: {c.rsplit("/", 1)[1]: np.asarray(row[c]) for c in df.columns if c.startswith(f"stats/{k}/")}
-                    for k in keys
-                }
-            )
-    stats = load_stats(root) or {}
-    stats.update(aggregate_stats(per_episode))
+        table = pq.read_table(path)
+        columns = [c for c in table.column_names if c.startswith("stats/")]
+        rows = {c: table[c].to_pylist() for c in columns}
+        for i in range(table.num_rows):
+            episode_stats: dict[str, dict] = {}
+            for c in columns:
+                key, stat = c[len("stats/") :].rsplit("/", 1)
+                episode_stats.setdefault(key, {})[stat] = np.asarray(rows[c][i])
+            stats = aggregate_stats([stats, episode_stats]) if stats is not None else episode_stats
     write_stats(stats, root)
 
 

@@ -232,6 +232,41 @@ def test_a_stalled_camera_or_a_jumping_clock_is_refused_not_written_out_of_sync(
     assert any("warning" in line for line in fast.lines())
 
 
+def test_split_at_gaps_writes_each_piece_of_a_stalled_bag_in_sync_and_still_refuses_a_clock_jump(tmp_path):
+    """--split-at-gaps: the camera silent from 1 s to 4 s gives two episodes, each frame's image and state from the
+    same moment (nothing bridged across the stall); a jumping clock is refused all the same."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    stall = write_bag(tmp_path / "stall", 2, seconds=6.0, camera_stall=(1.0, 4.0))
+    summary = rosbag.plan([stall], fps=10, split_at_gaps=True).write(tmp_path / "ds", "lab/split")
+    assert summary.episodes == 2
+    assert any("split at a 3.0" in w and "/camera/color/image_raw at 0.9" in w for w in summary.warnings)
+    assert not any("frames repeat" in w for w in summary.warnings)  # the stall is not a slow camera
+    ds = LeRobotDataset("lab/split", root=tmp_path / "ds", video_backend="pyav")
+    js_t = np.arange(0, 6.0, 1 / 40) + 0.004
+    cam_t = np.array([t for t in np.arange(0, 6.0, 1 / 15) if not 1.0 <= t < 4.0])
+    cam_k = np.array([k for k, t in enumerate(np.arange(0, 6.0, 1 / 15)) if not 1.0 <= t < 4.0])
+    starts = [0.004, cam_t[cam_t >= 4.0][0]]  # each piece starts where every topic has data again
+    ends = [cam_t[cam_t < 1.0][-1], min(js_t[-1], cam_t[-1])]
+    index = np.asarray(ds.hf_dataset["episode_index"])
+    for e, (start, end) in enumerate(zip(starts, ends, strict=True)):
+        rows = np.flatnonzero(index == e)
+        assert len(rows) == int((end - start) * 10 + 1e-6) + 1
+        for j, row in enumerate(rows):
+            g = start + j / 10
+            item = ds[int(row)]
+            t_js = js_t[np.argmin(np.abs(js_t - g))]
+            np.testing.assert_allclose(item[schema.STATE].numpy()[:7], joints_at(t_js), atol=1e-6)
+            d = np.abs(cam_t - g)
+            nearest = np.flatnonzero(d <= d.min() + 1e-6)  # 10 fps on 15 Hz: every other grid time is a tie
+            assert d.min() < 0.5 / 15 + 1e-6  # never an image from the other side of the stall
+            img = item[schema.image_key("front")].numpy().transpose(1, 2, 0) * 255
+            assert min(np.abs(img[8:] - image_at(cam_k[k])[8:]).mean() for k in nearest) < 4
+    jump = write_bag(tmp_path / "jump", 2, seconds=4.0, joint_clock_jump=(2.0, 2.0))
+    with pytest.raises(EpisodeError, match="clock jump of"):
+        rosbag.plan([jump], fps=10, split_at_gaps=True).write(tmp_path / "jumped", "lab/split")
+
+
 def test_an_unsupported_image_encoding_names_bag_and_topic_and_skip_bad_drops_only_that_bag(tmp_path):
     yuv = write_bag(tmp_path / "bags" / "a_yuv", 2, encoding="yuv422")  # the first bag, which gives the image size
     write_bag(tmp_path / "bags" / "b_good", 2)

@@ -220,6 +220,12 @@ def rosbag(
         help="seconds a topic may go silent (or its clock jump) before the bag is "
         "refused (--skip-bad drops it) [default: 5 of the topic's own median periods]",
     ),
+    split_at_gaps: bool = typer.Option(
+        False,
+        "--split-at-gaps",
+        help="cut a bag where a topic went silent for longer than --max-gap and write each piece as its own "
+        "episode, instead of refusing the bag (a clock jump is still refused)",
+    ),
     image_size: str = SIZE,
     task: str = typer.Option("Kinova teleoperation", help="task string of every episode"),
     workers: str = WORKERS,
@@ -239,7 +245,14 @@ def rosbag(
 
     _run(
         lambda: reader.plan(
-            inputs, mapping=mapping, fps=fps, image_size=_size(image_size), task=task, sync=sync, max_gap=max_gap
+            inputs,
+            mapping=mapping,
+            fps=fps,
+            image_size=_size(image_size),
+            task=task,
+            sync=sync,
+            max_gap=max_gap,
+            split_at_gaps=split_at_gaps,
         ),
         root,
         repo_id,

@@ -122,8 +122,10 @@ def plan(
     task: str = "Kinova teleoperation",
     sync: str | None = None,
     max_gap: float | None = None,
+    split_at_gaps: bool = False,
 ) -> IngestPlan:
-    """One job per bag. Checks topics and types of every bag; reads the first image of each camera for the size."""
+    """One job per bag (split_at_gaps: one episode per piece of a bag between topics' silences longer than the
+    gap limit). Checks topics and types of every bag; reads the first image of each camera for the size."""
     from glam_lerobot import provenance
 
     mapping = mapping if isinstance(mapping, dict) else load_mapping(mapping)
@@ -135,6 +137,8 @@ def plan(
         if max_gap <= 0:
             raise ValueError("--max-gap must be a positive number of seconds")
         mapping = {**mapping, "max_gap": float(max_gap)}
+    if split_at_gaps:
+        mapping = {**mapping, "split_at_gaps": True}
     bags = find_bags(paths)
     jobs, sizes = [], {}
     for e, path in enumerate(bags):
@@ -290,7 +294,10 @@ def produce(job: dict) -> dict:
     try:
         _check_topics(reader, path, mapping, e)
         streams = _read_lowdim(reader, path, e, mapping, use_header)
-        return _assemble(reader, path, e, mapping, job, streams, use_header)
+        spans, notes = _spans(streams, path, e, job["fps"])
+        parts = [_assemble(reader, path, e, mapping, job, streams, t0, t1) for t0, t1 in spans]
+        parts[0]["warnings"] = notes + parts[0]["warnings"]
+        return parts if mapping.get("split_at_gaps") else parts[0]
     except EpisodeError:
         raise
     except Exception as exc:  # rosbags errors on a damaged bag mid-way
@@ -322,13 +329,19 @@ def _read_lowdim(reader, path, e, mapping, use_header) -> dict[str, dict]:
             raise EpisodeError(path, e, topic, "topic has no messages in this bag")
         t = np.array([s[0] for s in samples], dtype=np.int64)
         validate.monotonic((t - t[0]) / 1e9, path, e, topic)
-        validate.continuity(
-            t, np.array([s[3] for s in samples], dtype=np.int64), path, e, topic, mapping.get("max_gap")
+        gaps = validate.continuity(
+            t,
+            np.array([s[3] for s in samples], dtype=np.int64),
+            path,
+            e,
+            topic,
+            mapping.get("max_gap"),
+            allow_gaps=bool(mapping.get("split_at_gaps")),
         )
         values = np.stack([values_of(s[1], s[2]) for s in samples]) if values_of else None
         if values is not None:
             validate.finite(values, path, e, topic)
-        streams[name] = {"t": t, "v": values, "topic": topic}
+        streams[name] = {"t": t, "v": values, "topic": topic, "gaps": gaps}
 
     for a, arm in enumerate(mapping["arms"]):
         stream(
@@ -365,17 +378,39 @@ def _read_lowdim(reader, path, e, mapping, use_header) -> dict[str, dict]:
     return streams
 
 
-def _assemble(reader, path, e, mapping, job, streams, use_header) -> dict:
-    from glam_lerobot.ingest.kinova_fk import forward_kinematics
-    from glam_lerobot.rotations import ee_pose, matrix_to_6d, quat_to_6d
-
+def _spans(streams: dict, path, e, fps: int) -> tuple[list[tuple[int, int]], list[str]]:
+    """The time spans (ns) to write: the one all topics cover, cut where any topic went silent (the gaps that
+    --split-at-gaps lets through). Pieces shorter than two frames are dropped, and said so."""
     t0 = max(int(s["t"][0]) for s in streams.values())
     t1 = min(int(s["t"][-1]) for s in streams.values())
     if t1 <= t0:
         raise EpisodeError(path, e, "<streams>", "the topics do not overlap in time")
+    cuts = sorted((a, b, s["topic"]) for s in streams.values() for a, b in s["gaps"] if b > t0 and a < t1)
+    spans, notes, start = [], [], t0
+    for a, b, topic in cuts:
+        if a > start:
+            spans.append((start, a))
+        start = max(start, b)
+        notes.append(f"split at a {(b - a) / 1e9:.2f} s gap in {topic} at {(a - t0) / 1e9:.2f} s")
+    if t1 > start:
+        spans.append((start, t1))
+    long_enough = [(a, b) for a, b in spans if len(grid_times(0.0, (b - a) / 1e9, fps)) >= 2]
+    if not long_enough:
+        what = "no part between its gaps is" if cuts else "shorter than"
+        raise EpisodeError(path, e, "<streams>", f"{what} two frames at {fps} fps")
+    if len(long_enough) < len(spans):
+        notes.append(f"{len(spans) - len(long_enough)} piece(s) between gaps shorter than two frames dropped")
+    if cuts:
+        notes.append(f"written as {len(long_enough)} episodes")
+    return long_enough, notes
+
+
+def _assemble(reader, path, e, mapping, job, streams, t0: int, t1: int) -> dict:
+    """One episode from the streams' samples over [t0, t1] (ns), on the fps grid from t0."""
+    from glam_lerobot.ingest.kinova_fk import forward_kinematics
+    from glam_lerobot.rotations import ee_pose, matrix_to_6d, quat_to_6d
+
     grid = grid_times(0.0, (t1 - t0) / 1e9, job["fps"])
-    if len(grid) < 2:
-        raise EpisodeError(path, e, "<streams>", f"shorter than two frames at {job['fps']} fps")
     pick = {name: sample_indices((s["t"] - t0) / 1e9, grid, mapping["sync"]) for name, s in streams.items()}
 
     state, action, poses = [], [], []
@@ -406,7 +441,8 @@ def _assemble(reader, path, e, mapping, job, streams, use_header) -> dict:
     warnings = []
     for cam, topic in mapping["cameras"].items():
         t = streams[f"camera.{cam}"]["t"]
-        rate = (len(t) - 1) / max((t[-1] - t[0]) / 1e9, 1e-9)
+        t = t[(t >= t0) & (t <= t1)]  # this episode's span: a gap it was cut at is not a slow camera
+        rate = (len(t) - 1) / max((t[-1] - t[0]) / 1e9, 1e-9) if len(t) > 1 else 0.0
         if rate < 0.9 * job["fps"]:  # the grid asks for more frames than the camera sent: frames repeat
             warnings.append(
                 f"{topic} runs at {rate:.1f} Hz, below --fps {job['fps']}: frames repeat (each camera "

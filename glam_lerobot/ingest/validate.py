@@ -35,39 +35,51 @@ GAP_PERIODS = 5  # a silence longer than this many of the stream's own median pe
 
 
 def continuity(
-    stamps_ns: np.ndarray, log_ns: np.ndarray | None, file: Any, episode: Any, field: str, max_gap: float | None = None
-) -> None:
+    stamps_ns: np.ndarray,
+    log_ns: np.ndarray | None,
+    file: Any,
+    episode: Any,
+    field: str,
+    max_gap: float | None = None,
+    allow_gaps: bool = False,
+) -> list[tuple[int, int]]:
     """Refuse a stream that stalls (no sample for longer than max_gap seconds, default GAP_PERIODS median periods)
     or whose clock jumps (the stamps leap while the bag's receive times run on): resampled onto the fps grid,
-    either puts frames seconds away from the state they are paired with."""
+    either puts frames seconds away from the state they are paired with.
+
+    With allow_gaps a stall is returned instead, as (last stamp before, first stamp after) in ns, for the caller
+    to cut the episode there; a clock jump is always refused (every later sample would be out of sync)."""
     t = np.asarray(stamps_ns, dtype=np.int64)
     if len(t) < 3:
-        return
+        return []
     dt = np.diff(t) / 1e9
     period = float(np.median(dt))
     limit = max_gap if max_gap is not None else GAP_PERIODS * max(period, 1e-3)
-    i = int(np.argmax(dt))
-    if dt[i] <= limit:
-        return
-    at = (t[i] - t[0]) / 1e9
-    if log_ns is not None and len(log_ns) == len(t):
-        received = (int(log_ns[i + 1]) - int(log_ns[i])) / 1e9
-        if received <= limit:  # the bag kept receiving at the usual pace: the message clock jumped
+    gaps = []
+    for i in np.flatnonzero(dt > limit)[np.argsort(-dt[dt > limit], kind="stable")]:  # the longest first
+        at = (t[i] - t[0]) / 1e9
+        if log_ns is not None and len(log_ns) == len(t):
+            received = (int(log_ns[i + 1]) - int(log_ns[i])) / 1e9
+            if received <= limit:  # the bag kept receiving at the usual pace: the message clock jumped
+                raise EpisodeError(
+                    file,
+                    episode,
+                    field,
+                    f"clock jump of {dt[i] - received:+.2f} s at {at:.2f} s (message "
+                    f"stamps leap {dt[i]:.2f} s while the bag received the next message {received:.3f} s "
+                    "later); fix the publisher's clock, or ingest with `time: bag` in the mapping",
+                )
+        if not allow_gaps:
             raise EpisodeError(
                 file,
                 episode,
                 field,
-                f"clock jump of {dt[i] - received:+.2f} s at {at:.2f} s (message "
-                f"stamps leap {dt[i]:.2f} s while the bag received the next message {received:.3f} s "
-                "later); fix the publisher's clock, or ingest with `time: bag` in the mapping",
+                f"gap of {dt[i]:.2f} s without messages at {at:.2f} s (median period "
+                f"{period * 1000:.0f} ms, limit {limit:.2f} s: --max-gap sets it, --split-at-gaps cuts the bag "
+                "there)",
             )
-    raise EpisodeError(
-        file,
-        episode,
-        field,
-        f"gap of {dt[i]:.2f} s without messages at {at:.2f} s (median period "
-        f"{period * 1000:.0f} ms, limit {limit:.2f} s: --max-gap sets it)",
-    )
+        gaps.append((int(t[i]), int(t[i + 1])))
+    return sorted(gaps)
 
 
 def same_length(lengths: dict[str, int], file: Any, episode: Any) -> int:
