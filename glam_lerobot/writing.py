@@ -98,6 +98,7 @@ class WriteSummary:
     resumed_shards: int = 0
     already_complete: bool = False  # the same write had finished before: nothing was done
     warnings: list[str] = field(default_factory=list)  # what producers flagged in episodes that were written
+    notes: list[str] = field(default_factory=list)  # what the reader says about the input as a whole
 
     def lines(self) -> list[str]:
         if self.already_complete:
@@ -117,6 +118,7 @@ class WriteSummary:
         if self.bad:
             out.append(f"dropped {len(self.bad)} bad episode(s) (--skip-bad):")
             out += [f"  {msg}" for msg in self.bad]
+        out += [f"note: {n}" for n in self.notes]
         return out
 
 

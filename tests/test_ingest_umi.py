@@ -153,9 +153,14 @@ def test_damage_in_frames_the_fps_grid_skips_is_reported_with_check_all_frames(t
 
     quiet = umi.plan([src]).write(tmp_path / "quiet", "lab/quiet")  # the default decodes the frames it uses only
     assert quiet.episodes == 2 and quiet.warnings == []
+    unchecked = ENDS[-1] - sum(
+        len(resample_uniform(b - a, umi.UMI_FPS, 10)) for a, b in zip([0, *ENDS[:-1]], ENDS, strict=True)
+    )
+    assert f"note: {unchecked} of the buffers' {ENDS[-1]} camera frames" in "\n".join(quiet.lines())
+    assert "--check-all-frames" in quiet.lines()[-1]  # said, never silent
 
     checked = umi.plan([src], check_all_frames=True).write(tmp_path / "checked", "lab/checked")
-    assert checked.episodes == 2  # reported, not failed
+    assert checked.episodes == 2 and checked.notes == []  # reported, not failed
     assert len(checked.warnings) == 1 and "episode 0" in checked.warnings[0]
     assert "data/camera0_rgb: 1 of the" in checked.warnings[0] and f"source frame {skipped} (" in checked.warnings[0]
     assert provenance.read(tmp_path / "checked")["write"]["warnings"] == checked.warnings

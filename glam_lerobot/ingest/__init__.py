@@ -11,7 +11,7 @@ any other bad episode, and without `--skip-bad` the ingest stops before writing 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ class IngestPlan:
     produce: Callable[[dict], dict]
     glam_meta: dict[str, Any]
     robot_type: str | None = None
+    notes: list[str] = field(default_factory=list)  # what the summary should tell the user about this input
 
     @property
     def bad(self) -> list[dict]:
@@ -51,7 +52,7 @@ class IngestPlan:
         meta = dict(self.glam_meta)
         if command:
             meta["source"] = {**meta["source"], "command": command}
-        return write_dataset(
+        summary = write_dataset(
             root,
             repo_id,
             self.fps,
@@ -65,6 +66,8 @@ class IngestPlan:
             desc=f"ingest {meta['source']['format']}",
             overwrite=overwrite,
         )
+        summary.notes = list(self.notes)
+        return summary
 
 
 def parse_camera_map(spec: str | dict[str, str]) -> dict[str, str]:

@@ -159,7 +159,19 @@ def plan(
             },
         },
     }
-    return IngestPlan(fps=fps, features=features, jobs=jobs, produce=produce, glam_meta=meta, robot_type="umi")
+    notes = []
+    if not check_all_frames:  # said, not silent: damage there would go unnoticed
+        total = sum(j["end"] - j["start"] for j in jobs)
+        used = sum(len(resample_uniform(j["end"] - j["start"], source_fps, fps)) for j in jobs)
+        meta["source"]["frames_not_decoded"] = total - used
+        if total > used:
+            notes.append(
+                f"{total - used} of the buffers' {total} camera frames are skipped by the {fps} fps grid and were "
+                "not decoded; --check-all-frames decodes them too and reports any damage"
+            )
+    return IngestPlan(
+        fps=fps, features=features, jobs=jobs, produce=produce, glam_meta=meta, robot_type="umi", notes=notes
+    )
 
 
 def _files_of(paths: list[Path]) -> list[Path]:
