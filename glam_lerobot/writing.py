@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import multiprocessing as mp
+import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,8 +99,18 @@ class WriteSummary:
     already_complete: bool = False  # the same write had finished before: nothing was done
     warnings: list[str] = field(default_factory=list)  # what producers flagged in episodes that were written
     notes: list[str] = field(default_factory=list)  # what the reader says about the input as a whole
+    tasks: int = 1  # shards the write was cut into
+    submitted: list[str] = field(default_factory=list)  # Slurm job ids (shards, merge): queued, not yet written
+    work: Path | None = None
 
     def lines(self) -> list[str]:
+        if self.submitted:
+            shards, merge = self.submitted
+            return [
+                f"queued {self.tasks} shard task(s) as Slurm job {shards} and the merge as job {merge} (after it)",
+                f"the dataset appears at {self.root} when job {merge} has finished; logs, completions and stats "
+                f"are in {self.work}/logs; rerun the same command to resume tasks that failed",
+            ]
         if self.already_complete:
             return [
                 f"{self.root} is already complete ({self.episodes} episodes, {self.frames} frames, same input and "
@@ -175,9 +185,12 @@ def _write_shard(
     jobs: list[tuple[int, Any]],
     produce: Callable[[Any], dict],
     skip_bad: bool,
-    ticks: Any = None,
+    progress: Path | None = None,
+    cancelled: Path | None = None,
 ) -> dict:
-    """Write one shard (in this process or a worker process). Returns what the done-marker records."""
+    """Write one shard (in this process or a worker process). Returns what the shard's result file records.
+
+    `progress` gets "<pid> <episodes done>" after each episode; the write stops when `cancelled` exists."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     from glam_lerobot import writer_speedups
@@ -200,9 +213,15 @@ def _write_shard(
         encoder_queue_maxsize=0,
     )
     skipped, bad, warnings, frames, episodes = [], [], [], 0, 0
+
     # Episode k+1 is produced (decoded, simulated, rendered) in a thread while LeRobot encodes and saves episode
     # k: decoders, MuJoCo and the encoder threads release the GIL, so the two overlap on two cores. One thread,
     # always the same, so thread-bound state (a producer's GL context) stays where it was made.
+    def report(done: int) -> None:
+        if progress is not None:
+            progress.write_text(f"{os.getpid()} {done}")
+
+    report(0)
     prefetch = ThreadPoolExecutor(1, thread_name_prefix="produce")
     ahead = prefetch.submit(produce, jobs[0][1]) if jobs else None
     try:
@@ -228,8 +247,9 @@ def _write_shard(
                     ds.save_episode()
                     episodes, frames = episodes + 1, frames + length
                     warnings += [f"{file} episode {episode_id}: {w}" for w in part.get("warnings", [])]
-            if ticks is not None:
-                ticks.put(1)
+            report(k + 1)
+            if cancelled is not None and cancelled.exists():
+                raise RuntimeError(f"stopped after {k + 1} episodes of {shard_dir.name}: the write was cancelled")
     finally:
         prefetch.shutdown(wait=True, cancel_futures=True)  # an episode produced ahead of a failure is dropped
         ds.finalize()
@@ -283,14 +303,19 @@ def write_dataset(
     desc: str = "episodes",
     shard_size: int | None = None,
     overwrite: bool = False,
+    executor: Any = None,
 ) -> WriteSummary:
-    """Write one episode per job into a new LeRobot dataset at `root` (see the module docstring).
+    """Write one episode per job into a new LeRobot dataset at `root` (see the module docstring). `executor`
+    (glam_lerobot.executors.Executor) says where the shards run: this machine by default, or Slurm or Ray.
 
     A finished dataset at `root` is reused only when it was written from the same plan (settings, jobs, input
     checksums); otherwise the write is refused, naming what changed, unless `overwrite`: then the new dataset
     is written beside it and replaces it only once finished."""
     from rich.progress import Progress
 
+    from glam_lerobot import executors
+
+    executor = executor or executors.LOCAL
     start = time.time()
     root = Path(root)
     if not jobs:
@@ -329,8 +354,10 @@ def write_dataset(
         replace_root = True
     work = root.with_name(root.name + ".partial")
     plan_file = work / "plan.json"
+    old_tasks = None
     if work.exists():
         old_plan = json.loads(plan_file.read_text()) if plan_file.is_file() else {}
+        old_tasks = old_plan.get("tasks") if old_plan.get("plan") == plan_hash else None
         if old_plan.get("plan") != plan_hash:
             if not overwrite:
                 raise FileExistsError(
@@ -340,109 +367,201 @@ def write_dataset(
                 )
             shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
+
+    # The plan's shards are fixed by its first run: a resumed write keeps them (and the tasks datatrove marked
+    # finished), whatever --workers the rerun has, so it holds every job exactly once, in job order.
+    tasks = old_tasks or executors.task_count(executor, len(jobs), workers, shard_size, SHARD_SIZE)
+    if executor.tasks and old_tasks and executor.tasks != old_tasks:
+        raise FileExistsError(
+            f"{work} holds an unfinished write planned as {old_tasks} tasks, not {executor.tasks}: rerun with "
+            f"--tasks {old_tasks} to finish it, or pass --overwrite to start again"
+        )
     plan_file.write_text(
-        json.dumps({"plan": plan_hash, "repo_id": repo_id, "episodes": len(jobs), "source": {"files": inputs}})
+        json.dumps(
+            {
+                "plan": plan_hash,
+                "repo_id": repo_id,
+                "episodes": len(jobs),
+                "tasks": tasks,
+                "source": {"files": inputs},
+            }
+        )
     )
-
-    # Shards are named by the job range they cover, and finished ranges are reused as they are: the jobs no
-    # finished shard covers are split into new shards for this run's worker count. A resumed write therefore
-    # holds every job exactly once, in job order, whatever --workers the interrupted run had.
-    finished = _finished_shards(work)
-    for d in work.glob("shard-*"):
-        if d.is_dir() and d.name not in {_shard_name(a, b) for a, b in finished}:
-            shutil.rmtree(d)  # an interrupted shard: redo it whole
-    if shard_size is None:
-        shard_size = SHARD_SIZE if workers > 1 else len(jobs)
-    pending = _plan_shards(len(jobs), finished, workers, shard_size)
-    indexed = list(enumerate(jobs))
-    shards = {r: indexed[r[0] : r[1]] for r in [*finished, *pending]}
-    results: dict[tuple[int, int], dict] = dict(finished)
-    resumed = len(results)
-
-    def finish(r: tuple[int, int], result: dict) -> None:
-        (work / f"{_shard_name(*r)}.done.json").write_text(json.dumps(result))
-        results[r] = result
+    write = _Write(
+        root=root,
+        work=work,
+        repo_id=repo_id,
+        fps=fps,
+        features=features,
+        robot_type=robot_type,
+        jobs=list(jobs),
+        produce=produce,
+        skip_bad=skip_bad,
+        bounds=executors.shard_bounds(len(jobs), tasks),
+        plan_hash=plan_hash,
+        glam_meta=glam_meta,
+        replace_root=replace_root,
+        quiet=executor.kind == "local",
+    )
+    logs = work / "logs"
+    resumed = executors.completed(logs)
+    for rank in set(range(tasks)) - resumed:  # what an interrupted task left: redone whole
+        write.progress_file(rank).unlink(missing_ok=True)
+    (work / CANCELLED).unlink(missing_ok=True)
+    if not executor.waits:  # Slurm: queue the shards and the merge, and say where the result will appear
+        ids = executors.run(executor, write.shard, tasks, workers, logs, finish=write.merge, job_name=desc)
+        return WriteSummary(root, 0, 0, resumed_shards=len(resumed), submitted=ids, tasks=tasks, work=work)
 
     with Progress(transient=False) as progress:
-        bar = progress.add_task(desc, total=len(jobs), completed=sum(len(shards[i]) for i in results))
-        if workers <= 1 or len(pending) <= 1:
-            for r in pending:
-                finish(
-                    r,
-                    _write_shard(
-                        work / _shard_name(*r), repo_id, fps, features, robot_type, shards[r], produce, skip_bad
-                    ),
-                )
-                progress.update(bar, advance=len(shards[r]))
-        else:
-            ctx = mp.get_context("spawn")  # no fork: MuJoCo GL contexts and torch threads do not survive it
-            with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-                ticks = manager.Queue()
-                futures = {
-                    pool.submit(
-                        _write_shard,
-                        work / _shard_name(*r),
-                        repo_id,
-                        fps,
-                        features,
-                        robot_type,
-                        shards[r],
-                        produce,
-                        skip_bad,
-                        ticks,
-                    ): r
-                    for r in pending
-                }
-                while futures:
-                    finished, _ = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
-                    while not ticks.empty():
-                        progress.update(bar, advance=ticks.get())
-                    for fut in finished:
-                        finish(futures.pop(fut), fut.result())  # re-raises a worker's EpisodeError here
+        bar = progress.add_task(desc, total=len(jobs), completed=write.done())
+        failure: list[BaseException] = []
 
-    summary = WriteSummary(
-        root=root,
-        episodes=sum(r["episodes"] for r in results.values()),
-        frames=sum(r["frames"] for r in results.values()),
-        skipped=[tuple(s) for i in sorted(results) for s in results[i]["skipped"]],
-        bad=[b for i in sorted(results) for b in results[i]["bad"]],
-        warnings=[w for i in sorted(results) for w in results[i].get("warnings", [])],
-        resumed_shards=resumed,
-    )
-    if summary.episodes == 0:
-        reasons = "; ".join(r for _, r in summary.skipped[:3]) or "; ".join(summary.bad[:3])
-        raise RuntimeError(f"no episode could be written ({reasons}); {work} kept for inspection")
+        def shards() -> None:
+            try:
+                executors.run(executor, write.shard, tasks, workers, logs, job_name=desc)
+            except BaseException as exc:  # re-raised below, in the caller's thread
+                failure.append(exc)
 
-    final = work / "dataset"
-    if final.exists():
-        shutil.rmtree(final)
-    filled = [work / _shard_name(*r) for r in sorted(results) if results[r]["episodes"] > 0]
-    if len(filled) == 1:
-        shutil.copytree(filled[0], final)
-    else:
-        merge_datasets([repo_id] * len(filled), repo_id, filled, final)
-    summary.seconds = time.time() - start
-    meta = dict(glam_meta or {})
-    meta.setdefault("repo_id", repo_id)
-    meta["write"] = {
-        "plan": plan_hash,
-        "episodes": summary.episodes,
-        "frames": summary.frames,
-        "skipped": summary.skipped,
-        "bad": summary.bad,
-        "warnings": summary.warnings,
-    }
-    provenance.write(final, meta)
-    write_card(final)
-    from glam_lerobot.validate import require_valid
-
-    require_valid(final, f"the dataset written from {work}")  # a FAIL keeps `work` (shards and all) for a look
-    if replace_root:  # the old dataset goes only now that the new one is complete
-        old = work / "replaced"
-        root.rename(old)
-    final.rename(root)
-    shutil.rmtree(work)
+        runner = threading.Thread(target=shards, name="datatrove", daemon=True)
+        runner.start()
+        while runner.is_alive():
+            runner.join(0.5)
+            progress.update(bar, completed=write.done())
+            if executor.kind == "local" and not failure:
+                write.stop_if_a_worker_died(runner, logs)
+        if failure:
+            raise failure[0]
+    summary = write.merge()
+    summary.resumed_shards, summary.seconds, summary.tasks = len(resumed), time.time() - start, tasks
     return summary
+
+
+CANCELLED = "cancelled"  # a file in the work folder: every task still running stops at its next episode
+
+
+@dataclass
+class _Write:
+    """One write's plan: what every shard task and the merge need (pickled to worker processes and nodes)."""
+
+    root: Path
+    work: Path
+    repo_id: str
+    fps: int
+    features: dict
+    robot_type: str | None
+    jobs: list
+    produce: Callable[[Any], dict]
+    skip_bad: bool
+    bounds: list[int]
+    plan_hash: str
+    glam_meta: dict | None
+    replace_root: bool
+    quiet: bool = True
+
+    def shard_dir(self, rank: int) -> Path:
+        return self.work / f"shard-{rank:05d}"
+
+    def progress_file(self, rank: int) -> Path:
+        return self.work / f"shard-{rank:05d}.progress"  # "<pid> <episodes done>", rewritten after each episode
+
+    def shard(self, rank: int) -> None:
+        """Task `rank`: write jobs [bounds[rank], bounds[rank + 1]) as one LeRobot dataset."""
+        if self.quiet:
+            from loguru import logger
+
+            logger.disable("datatrove")  # a failure is reported by the caller, not as a worker's traceback
+        out = self.shard_dir(rank)
+        shutil.rmtree(out, ignore_errors=True)
+        a, b = self.bounds[rank], self.bounds[rank + 1]
+        result = _write_shard(
+            out,
+            self.repo_id,
+            self.fps,
+            self.features,
+            self.robot_type,
+            list(enumerate(self.jobs))[a:b],
+            self.produce,
+            self.skip_bad,
+            progress=self.progress_file(rank),
+            cancelled=self.work / CANCELLED,
+        )
+        (self.work / f"shard-{rank:05d}.json").write_text(json.dumps(result))
+
+    def done(self) -> int:
+        """Episodes written so far, finished tasks included (for the progress bar)."""
+        return sum(p[1] for p in map(self.read_progress, range(len(self.bounds) - 1)) if p)
+
+    def read_progress(self, rank: int) -> tuple[int, int] | None:
+        """(pid of the process writing shard `rank`, episodes done), or None before it has started."""
+        try:
+            pid, done = self.progress_file(rank).read_text().split()
+            return int(pid), int(done)
+        except (OSError, ValueError):  # not started, or caught mid-write
+            return None
+
+    def stop_if_a_worker_died(self, runner: threading.Thread, logs: Path) -> None:
+        """A local worker killed (out of memory, kill -9) would leave datatrove's pool waiting forever for its
+        task: stop the other tasks at their next episode and say how to resume."""
+        from glam_lerobot import executors
+
+        finished = executors.completed(logs)
+        for rank in range(len(self.bounds) - 1):
+            started = self.read_progress(rank)
+            if started is None or rank in finished or executors.alive(pid := started[0]):
+                continue
+            time.sleep(1.0)  # a task that has just finished is marked a moment after its worker moves on
+            if rank in executors.completed(logs):
+                continue
+            (self.work / CANCELLED).touch()
+            runner.join(60)
+            raise RuntimeError(
+                f"the worker process writing shard {rank} (pid {pid}) died (killed, or out of memory?); the "
+                f"finished shards are kept in {self.work}: rerun the same command to resume"
+            )
+
+    def merge(self, _rank: int = 0) -> WriteSummary:
+        """After every task: merge the shards, write provenance and card, check, and only then rename into root."""
+        tasks = range(len(self.bounds) - 1)
+        results = [json.loads((self.work / f"shard-{r:05d}.json").read_text()) for r in tasks]
+        summary = WriteSummary(
+            root=self.root,
+            episodes=sum(r["episodes"] for r in results),
+            frames=sum(r["frames"] for r in results),
+            skipped=[tuple(s) for r in results for s in r["skipped"]],
+            bad=[b for r in results for b in r["bad"]],
+            warnings=[w for r in results for w in r.get("warnings", [])],
+        )
+        if summary.episodes == 0:
+            reasons = "; ".join(r for _, r in summary.skipped[:3]) or "; ".join(summary.bad[:3])
+            raise RuntimeError(f"no episode could be written ({reasons}); {self.work} kept for inspection")
+        final = self.work / "dataset"
+        if final.exists():
+            shutil.rmtree(final)
+        filled = [self.shard_dir(r) for r, result in zip(tasks, results, strict=True) if result["episodes"] > 0]
+        if len(filled) == 1:
+            shutil.copytree(filled[0], final)
+        else:
+            merge_datasets([self.repo_id] * len(filled), self.repo_id, filled, final)
+        meta = dict(self.glam_meta or {})
+        meta.setdefault("repo_id", self.repo_id)
+        meta["write"] = {
+            "plan": self.plan_hash,
+            "episodes": summary.episodes,
+            "frames": summary.frames,
+            "skipped": summary.skipped,
+            "bad": summary.bad,
+            "warnings": summary.warnings,
+        }
+        provenance.write(final, meta)
+        write_card(final)
+        from glam_lerobot.validate import require_valid
+
+        require_valid(final, f"the dataset written from {self.work}")  # a FAIL keeps the shards for a look
+        if self.replace_root:  # the old dataset goes only now that the new one is complete
+            self.root.rename(self.work / "replaced")
+        final.rename(self.root)
+        shutil.rmtree(self.work)
+        return summary
 
 
 def merge_datasets(repo_ids: list[str], repo_id: str, roots: list[Path], out: Path) -> None:
@@ -493,45 +612,6 @@ def restore_single_writer_layout(root: Path) -> None:
                 episode_stats.setdefault(key, {})[stat] = np.asarray(rows[c][i])
             stats = aggregate_stats([stats, episode_stats]) if stats is not None else episode_stats
     write_stats(stats, root)
-
-
-def _shard_name(first: int, end: int) -> str:
-    return f"shard-{first:06d}-{end:06d}"
-
-
-def _finished_shards(work: Path) -> dict[tuple[int, int], dict]:
-    """Job ranges [first, end) whose shard finished (its done-marker exists), with what the marker recorded."""
-    out = {}
-    for marker in work.glob("shard-*-*.done.json"):
-        first, end = (int(x) for x in marker.name[len("shard-") : -len(".done.json")].split("-"))
-        out[(first, end)] = json.loads(marker.read_text())
-    return out
-
-
-def _plan_shards(n_jobs: int, finished, workers: int, shard_size: int) -> list[tuple[int, int]]:
-    """Split the jobs that no finished range covers into shards: at most shard_size jobs each, and at least as
-    many shards as workers where the jobs allow it."""
-    covered = np.zeros(n_jobs, bool)
-    for first, end in finished:
-        covered[first:end] = True
-    gaps, start = [], None
-    for i in range(n_jobs + 1):
-        free = i < n_jobs and not covered[i]
-        if free and start is None:
-            start = i
-        elif not free and start is not None:
-            gaps.append((start, i))
-            start = None
-    left = int((~covered).sum())
-    if not left:
-        return []
-    n = max(min(max(workers, 1), left), math.ceil(left / shard_size))
-    out = []
-    for a, b in gaps:  # each gap gets its share of the n shards (at least one)
-        k = max(1, round(n * (b - a) / left))
-        bounds = np.linspace(a, b, k + 1).astype(int)
-        out += [(int(x), int(y)) for x, y in zip(bounds[:-1], bounds[1:], strict=True) if y > x]
-    return out
 
 
 def write_card(root: Path) -> None:

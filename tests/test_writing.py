@@ -93,13 +93,18 @@ def test_an_interrupted_write_resumes_from_its_finished_shards(tmp_path):
     jobs = [synthetic.job(0), synthetic.job(1), synthetic.job(2, corrupt="nan"), synthetic.job(3)]
     with pytest.raises(EpisodeError):
         write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), jobs, synthetic.produce, shard_size=2)
-    assert (tmp_path / "ds.partial" / "shard-000000-000002.done.json").exists() and not (tmp_path / "ds").exists()
+    assert _finished(tmp_path / "ds.partial") == ["00000"] and not (tmp_path / "ds").exists()
     # a different plan must not be mixed with the unfinished one
     with pytest.raises(FileExistsError, match="unfinished write from other input or settings"):
         write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), jobs[:3], synthetic.produce, shard_size=2)
     # the same plan, with the faulty episode now readable, resumes: shard 0 is reused, not rewritten
     summary = write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), jobs, _nan_fixed, shard_size=2)
     assert summary.resumed_shards == 1 and summary.episodes == 4
+
+
+def _finished(work) -> list[str]:
+    """The tasks of an unfinished write that datatrove has marked complete."""
+    return sorted(p.name for p in (work / "logs" / "completions").iterdir())
 
 
 def _contents(root) -> tuple:
@@ -143,10 +148,10 @@ def test_a_resumed_write_equals_an_uninterrupted_one_whatever_the_worker_count(t
     as one uninterrupted process writes (rows, Arrow types, decoded frames, stats), every episode once."""
     partial = tmp_path / "ds.partial"
     jobs = [synthetic.job(i, length=6 + i) for i in range(3)]
-    broken = [*jobs[:2], {**jobs[2], "corrupt": "nan", "wait_for": str(partial / "shard-*.done.json")}]
+    broken = [*jobs[:2], {**jobs[2], "corrupt": "nan", "wait_for": str(partial / "logs" / "completions" / "*")}]
     with pytest.raises(EpisodeError):
         write_dataset(tmp_path / "ds", "me/r", 10, synthetic.features(), broken, synthetic.produce, workers=2)
-    assert [p.name for p in partial.glob("*.done.json")] == ["shard-000000-000001.done.json"]
+    assert _finished(partial) == ["00000"]  # datatrove's completion marker of the first shard's task
     # the first run's plan and the fixed job list are the same plan (the failure was in the data, not the plan)
     summary = write_dataset(
         tmp_path / "ds", "me/r", 10, synthetic.features(), broken, _nan_fixed, workers=resume_workers

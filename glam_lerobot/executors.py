@@ -1,0 +1,206 @@
+"""Where a write's shards run: datatrove's executors, on this machine (local), a Slurm cluster or a Ray cluster.
+
+The writer (writing.py) cuts its episodes into shards. Each shard is one datatrove task ("rank") that writes one
+small LeRobot dataset; one more task merges them into the result. datatrove starts the tasks, marks each finished
+one (`<work>/logs/completions/NNNNN`) and skips finished ones when the same command runs again: that is the resume.
+What each executor needs:
+
+- local (default): `--workers` processes on this machine (`auto`: one per two cores, 1 for small jobs).
+- slurm: a partition and a time limit; one job array for the shards and a dependent job for the merge. The work
+  folder must be on a filesystem the nodes share, and the nodes must run the same environment (`--env-command`,
+  default: activate this virtual environment).
+- ray: the address of a running cluster (`--ray-address`), or none to start a local instance.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datatrove.executor.local import LocalPipelineExecutor
+from datatrove.pipeline.base import PipelineStep
+
+KINDS = ("local", "slurm", "ray")
+
+
+@dataclass(frozen=True)
+class Executor:
+    """How to run a write's shards; the CLI's `--executor` and its options."""
+
+    kind: str = "local"
+    tasks: int | None = None  # shards; default: one per SHARD_SIZE episodes (local: one per worker, at least)
+    partition: str | None = None  # slurm
+    time: str = "04:00:00"  # slurm: limit per task
+    cpus_per_task: int = 2  # slurm, ray (one writer keeps about two cores busy)
+    gpus_per_task: int = 0  # slurm, ray: relabel uses a GPU when its task has one
+    mem_per_cpu_gb: float = 4.0  # slurm, ray
+    env_command: str | None = None  # slurm: shell line run before each task [default: activate this venv]
+    ray_address: str | None = None  # ray: an existing cluster [default: start a local instance]
+    sbatch_args: dict = field(default_factory=dict)  # slurm: anything else for #SBATCH (account, qos, ...)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"--executor must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.kind == "slurm" and not self.partition:
+            raise ValueError("--executor slurm needs --partition (the Slurm partition the tasks run on)")
+        if self.tasks is not None and self.tasks < 1:
+            raise ValueError(f"--tasks must be at least 1, got {self.tasks}")
+
+    @property
+    def waits(self) -> bool:
+        """Whether `run` returns only when every task has finished (Slurm's returns once the jobs are queued)."""
+        return self.kind != "slurm"
+
+
+LOCAL = Executor()
+
+
+def task_count(executor: Executor, n_jobs: int, workers: int, shard_size: int | None, default_shard: int) -> int:
+    """How many shards a new write is cut into. One process writes one shard (merging shards rewrites every
+    row); several processes get at least one shard each and at most `shard_size` episodes per shard."""
+    if executor.tasks:
+        return min(executor.tasks, n_jobs)
+    size = shard_size or default_shard
+    if executor.kind == "local":
+        if workers <= 1 and shard_size is None:
+            return 1
+        return min(n_jobs, max(workers, math.ceil(n_jobs / size)))
+    return math.ceil(n_jobs / size)
+
+
+def shard_bounds(n_jobs: int, tasks: int) -> list[int]:
+    """Contiguous job ranges, one per task, as even as they go: task r holds jobs [b[r], b[r + 1])."""
+    return [round(r * n_jobs / tasks) for r in range(tasks + 1)]
+
+
+def completed(logging_dir: Path) -> set[int]:
+    """Ranks datatrove has marked finished."""
+    folder = Path(logging_dir) / "completions"
+    return {int(p.name) for p in folder.iterdir()} if folder.is_dir() else set()
+
+
+class RankStep(PipelineStep):
+    """A datatrove step that calls `work(rank)`: one task's share of a job (a shard, or the merge)."""
+
+    name = "glam-lerobot"
+    type = "write"
+
+    def __init__(self, work: Callable[[int], None], label: str):
+        super().__init__()
+        self.work, self.name = work, label
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        self.work(rank)
+        return iter(())
+
+
+def run(
+    executor: Executor,
+    shard: Callable[[int], None],
+    tasks: int,
+    workers: int,
+    logging_dir: Path,
+    finish: Callable[[int], None] | None = None,
+    job_name: str = "glam-lerobot",
+) -> list[str]:
+    """Run `shard(rank)` for every rank in range(tasks) as datatrove tasks, then `finish(0)` as one task after all
+    of them. local and ray return when everything has run; slurm returns once both jobs are queued, with their
+    job ids (empty otherwise)."""
+    from loguru import logger
+
+    steps = [RankStep(shard, f"{job_name}: write shard")]
+    finish_steps = [RankStep(finish, f"{job_name}: merge shards")] if finish else None
+
+    logging_dir = Path(logging_dir)
+    if executor.kind == "local":
+        import multiprocess
+
+        # datatrove's task queue lives in a Manager process started with the default method, fork, which can
+        # deadlock a process that has threads (ours: encoders, decoders, the prefetching producer)
+        multiprocess.set_start_method("spawn", force=True)
+        logger.disable("datatrove")  # its per-task banners and stats tables would bury the progress bar
+        try:
+            _quiet_local(steps, tasks, min(workers, tasks), logging_dir).run()
+            if finish_steps:
+                _quiet_local(finish_steps, 1, 1, logging_dir / "finish").run()
+        finally:
+            logger.enable("datatrove")
+        return []
+    if executor.kind == "ray":
+        import ray
+        from datatrove.executor.ray import RayPipelineExecutor
+
+        if not ray.is_initialized():
+            ray.init(address=executor.ray_address, include_dashboard=False, log_to_driver=False)
+        common = {
+            "cpus_per_task": executor.cpus_per_task,
+            "gpus_per_task": executor.gpus_per_task,
+            "mem_per_cpu_gb": executor.mem_per_cpu_gb,
+        }
+        RayPipelineExecutor(steps, tasks=tasks, logging_dir=str(logging_dir), **common).run()
+        if finish_steps:
+            RayPipelineExecutor(finish_steps, tasks=1, logging_dir=str(logging_dir / "finish"), **common).run()
+        return []
+    from datatrove.executor.slurm import SlurmPipelineExecutor
+
+    common = {
+        "time": executor.time,
+        "partition": executor.partition,
+        "cpus_per_task": executor.cpus_per_task,
+        "mem_per_cpu_gb": max(1, math.ceil(executor.mem_per_cpu_gb)),
+        "env_command": executor.env_command or _activate_this_environment(),
+        "sbatch_args": dict(executor.sbatch_args),
+        "qos": None,  # the cluster's default
+        "mail_type": "NONE",
+    }
+    shards = SlurmPipelineExecutor(
+        steps,
+        tasks=tasks,
+        job_name=f"{job_name}-shards",
+        logging_dir=str(logging_dir),
+        gpus_per_task=executor.gpus_per_task,
+        **common,
+    )
+    merge = SlurmPipelineExecutor(
+        finish_steps or [],
+        tasks=1,
+        job_name=f"{job_name}-merge",
+        logging_dir=str(logging_dir / "finish"),
+        depends=shards,
+        **common,
+    )
+    merge.run()  # queues the shards first (its dependency), then itself with --dependency=afterok:<shards>
+    return [str(shards.job_id), str(merge.job_id)]
+
+
+class QuietLocal(LocalPipelineExecutor):
+    def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1):
+        # datatrove prints the logs of local rank 0 at INFO; the progress bar says what they would
+        return super()._run_for_rank(rank, local_rank + 1, node_rank)
+
+
+def _quiet_local(steps: list, tasks: int, workers: int, logging_dir: Path) -> QuietLocal:
+    # spawn, not fork: MuJoCo GL contexts and torch's threads do not survive a fork
+    return QuietLocal(steps, tasks=tasks, workers=workers, logging_dir=str(logging_dir), start_method="spawn")
+
+
+def _activate_this_environment() -> str:
+    """The shell line that gives a Slurm task this process's Python environment."""
+    activate = Path(sys.prefix) / "bin" / "activate"
+    if activate.is_file():
+        return f"source {activate}"
+    return f"export PATH={Path(sys.executable).parent}:$PATH"
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
