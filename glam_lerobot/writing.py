@@ -101,7 +101,7 @@ class WriteSummary:
     notes: list[str] = field(default_factory=list)  # what the reader says about the input as a whole
     tasks: int = 1  # shards the write was cut into
     submitted: list[str] = field(default_factory=list)  # Slurm job ids (shards, merge): queued, not yet written
-    work: Path | None = None
+    logs: Path | None = None  # datatrove's logging folder of a queued write
 
     def lines(self) -> list[str]:
         if self.submitted:
@@ -109,7 +109,7 @@ class WriteSummary:
             return [
                 f"queued {self.tasks} shard task(s) as Slurm job {shards} and the merge as job {merge} (after it)",
                 f"the dataset appears at {self.root} when job {merge} has finished; logs, completions and stats "
-                f"are in {self.work}/logs; rerun the same command to resume tasks that failed",
+                f"are in {self.logs}; rerun the same command to resume tasks that failed",
             ]
         if self.already_complete:
             return [
@@ -212,7 +212,7 @@ def _write_shard(
         # busy CPU; offline writing must never lose frames, so the queue is unbounded (0), holding at most an episode.
         encoder_queue_maxsize=0,
     )
-    skipped, bad, warnings, frames, episodes = [], [], [], 0, 0
+    skipped, bad, warnings, frames, episodes, written = [], [], [], 0, 0, []
 
     # Episode k+1 is produced (decoded, simulated, rendered) in a thread while LeRobot encodes and saves episode
     # k: decoders, MuJoCo and the encoder threads release the GIL, so the two overlap on two cores. One thread,
@@ -246,6 +246,7 @@ def _write_shard(
                         ds.add_frame({**{k: v[t] for k, v in data.items()}, "task": part["task"]})
                     ds.save_episode()
                     episodes, frames = episodes + 1, frames + length
+                    written.append(index)
                     warnings += [f"{file} episode {episode_id}: {w}" for w in part.get("warnings", [])]
             report(k + 1)
             if cancelled is not None and cancelled.exists():
@@ -254,7 +255,14 @@ def _write_shard(
         prefetch.shutdown(wait=True, cancel_futures=True)  # an episode produced ahead of a failure is dropped
         ds.finalize()
     shutil.rmtree(shard_dir / "images", ignore_errors=True)  # LeRobot's PNG staging folder, empty by now
-    return {"episodes": episodes, "frames": frames, "skipped": skipped, "bad": bad, "warnings": warnings}
+    return {
+        "episodes": episodes,
+        "frames": frames,
+        "skipped": skipped,
+        "bad": bad,
+        "warnings": warnings,
+        "written": written,
+    }
 
 
 def _plan_hash(
@@ -304,9 +312,12 @@ def write_dataset(
     shard_size: int | None = None,
     overwrite: bool = False,
     executor: Any = None,
+    job_meta: dict[str, list] | None = None,
 ) -> WriteSummary:
     """Write one episode per job into a new LeRobot dataset at `root` (see the module docstring). `executor`
     (glam_lerobot.executors.Executor) says where the shards run: this machine by default, or Slurm or Ray.
+    `job_meta` holds per-job values ({key: one value per job}); meta/glam.json gets each key with the values of
+    the episodes written, in their order.
 
     A finished dataset at `root` is reused only when it was written from the same plan (settings, jobs, input
     checksums); otherwise the write is refused, naming what changed, unless `overwrite`: then the new dataset
@@ -366,6 +377,11 @@ def write_dataset(
                     "discard it and start again, or rerun the interrupted command to finish it"
                 )
             shutil.rmtree(work)
+    # datatrove's logs and completion markers: inside the work folder, except on Slurm, where the merge task
+    # removes that folder while its own job still writes there (they stay beside the dataset, as the run's record)
+    logs = work / "logs" if executor.waits else root.with_name(root.name + ".slurm")
+    if not work.exists():
+        shutil.rmtree(logs, ignore_errors=True)  # markers of an earlier, finished or discarded write
     work.mkdir(parents=True, exist_ok=True)
 
     # The plan's shards are fixed by its first run: a resumed write keeps them (and the tasks datatrove marked
@@ -402,15 +418,15 @@ def write_dataset(
         glam_meta=glam_meta,
         replace_root=replace_root,
         quiet=executor.kind == "local",
+        job_meta=job_meta or {},
     )
-    logs = work / "logs"
     resumed = executors.completed(logs)
     for rank in set(range(tasks)) - resumed:  # what an interrupted task left: redone whole
         write.progress_file(rank).unlink(missing_ok=True)
     (work / CANCELLED).unlink(missing_ok=True)
     if not executor.waits:  # Slurm: queue the shards and the merge, and say where the result will appear
         ids = executors.run(executor, write.shard, tasks, workers, logs, finish=write.merge, job_name=desc)
-        return WriteSummary(root, 0, 0, resumed_shards=len(resumed), submitted=ids, tasks=tasks, work=work)
+        return WriteSummary(root, 0, 0, resumed_shards=len(resumed), submitted=ids, tasks=tasks, logs=logs)
 
     with Progress(transient=False) as progress:
         bar = progress.add_task(desc, total=len(jobs), completed=write.done())
@@ -457,6 +473,7 @@ class _Write:
     glam_meta: dict | None
     replace_root: bool
     quiet: bool = True
+    job_meta: dict[str, list] = field(default_factory=dict)
 
     def shard_dir(self, rank: int) -> Path:
         return self.work / f"shard-{rank:05d}"
@@ -470,32 +487,39 @@ class _Write:
             from loguru import logger
 
             logger.disable("datatrove")  # a failure is reported by the caller, not as a worker's traceback
+        progress = self.progress_file(rank)
+        progress.write_text(f"{os.getpid()} 0")  # first of all: a worker killed from here on is noticed
         out = self.shard_dir(rank)
         shutil.rmtree(out, ignore_errors=True)
         a, b = self.bounds[rank], self.bounds[rank + 1]
-        result = _write_shard(
-            out,
-            self.repo_id,
-            self.fps,
-            self.features,
-            self.robot_type,
-            list(enumerate(self.jobs))[a:b],
-            self.produce,
-            self.skip_bad,
-            progress=self.progress_file(rank),
-            cancelled=self.work / CANCELLED,
-        )
+        try:
+            result = _write_shard(
+                out,
+                self.repo_id,
+                self.fps,
+                self.features,
+                self.robot_type,
+                list(enumerate(self.jobs))[a:b],
+                self.produce,
+                self.skip_bad,
+                progress=progress,
+                cancelled=self.work / CANCELLED,
+            )
+        except BaseException:
+            progress.write_text(progress.read_text() + " stopped")  # failed or cancelled: no longer running
+            raise
         (self.work / f"shard-{rank:05d}.json").write_text(json.dumps(result))
 
     def done(self) -> int:
         """Episodes written so far, finished tasks included (for the progress bar)."""
         return sum(p[1] for p in map(self.read_progress, range(len(self.bounds) - 1)) if p)
 
-    def read_progress(self, rank: int) -> tuple[int, int] | None:
-        """(pid of the process writing shard `rank`, episodes done), or None before it has started."""
+    def read_progress(self, rank: int) -> tuple[int, int, bool] | None:
+        """(pid of the process writing shard `rank`, episodes done, whether it stopped on an error), or None
+        before it has started."""
         try:
-            pid, done = self.progress_file(rank).read_text().split()
-            return int(pid), int(done)
+            pid, done, *stopped = self.progress_file(rank).read_text().split()
+            return int(pid), int(done), bool(stopped)
         except (OSError, ValueError):  # not started, or caught mid-write
             return None
 
@@ -507,17 +531,29 @@ class _Write:
         finished = executors.completed(logs)
         for rank in range(len(self.bounds) - 1):
             started = self.read_progress(rank)
-            if started is None or rank in finished or executors.alive(pid := started[0]):
+            if started is None or started[2] or rank in finished or executors.alive(pid := started[0]):
                 continue
             time.sleep(1.0)  # a task that has just finished is marked a moment after its worker moves on
             if rank in executors.completed(logs):
                 continue
             (self.work / CANCELLED).touch()
-            runner.join(60)
+            deadline = time.time() + 60
+            while runner.is_alive() and self._running(logs, besides=rank) and time.time() < deadline:
+                runner.join(0.2)  # the others stop at their next episode boundary
             raise RuntimeError(
                 f"the worker process writing shard {rank} (pid {pid}) died (killed, or out of memory?); the "
                 f"finished shards are kept in {self.work}: rerun the same command to resume"
             )
+
+    def _running(self, logs: Path, besides: int) -> bool:
+        from glam_lerobot import executors
+
+        finished = executors.completed(logs)
+        for rank in range(len(self.bounds) - 1):
+            p = self.read_progress(rank)
+            if rank != besides and rank not in finished and p and not p[2] and executors.alive(p[0]):
+                return True
+        return False
 
     def merge(self, _rank: int = 0) -> WriteSummary:
         """After every task: merge the shards, write provenance and card, check, and only then rename into root."""
@@ -544,6 +580,8 @@ class _Write:
             merge_datasets([self.repo_id] * len(filled), self.repo_id, filled, final)
         meta = dict(self.glam_meta or {})
         meta.setdefault("repo_id", self.repo_id)
+        written = [i for r in results for i in r["written"]]  # the job of each episode, in episode order
+        meta.update({key: [values[i] for i in written] for key, values in self.job_meta.items()})
         meta["write"] = {
             "plan": self.plan_hash,
             "episodes": summary.episodes,

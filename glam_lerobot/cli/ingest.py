@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from glam_lerobot import schema
+from glam_lerobot.cli import cluster
 from glam_lerobot.cli.errors import fail as _fail
 from glam_lerobot.cli.errors import workers_value
 
@@ -93,7 +94,14 @@ def inspect(
 
 
 def _run(
-    make_plan, root: Path, repo_id: str | None, default_repo: str, workers: str, skip_bad: bool, overwrite: bool = False
+    make_plan,
+    root: Path,
+    repo_id: str | None,
+    default_repo: str,
+    workers: str,
+    skip_bad: bool,
+    overwrite: bool = False,
+    executor=None,
 ) -> None:
     from glam_lerobot.writing import EpisodeError
 
@@ -106,12 +114,14 @@ def _run(
             skip_bad=skip_bad,
             overwrite=overwrite,
             command=shlex.join(["glam-lerobot", *sys.argv[1:]]),
+            executor=executor,
         )
     except (EpisodeError, ValueError, FileExistsError, RuntimeError) as exc:
         _fail(str(exc))
     for line in summary.lines():
         typer.echo(line)
-    typer.echo(f"provenance: {Path(root) / schema.GLAM_META_PATH}")
+    if not summary.submitted:
+        typer.echo(f"provenance: {Path(root) / schema.GLAM_META_PATH}")
 
 
 def _size(spec: str | None):
@@ -163,6 +173,14 @@ def umi(
     workers: str = WORKERS,
     skip_bad: bool = SKIP,
     overwrite: bool = OVERWRITE,
+    executor: str = cluster.EXECUTOR,
+    tasks: int = cluster.TASKS,
+    partition: str = cluster.PARTITION,
+    time: str = cluster.TIME,
+    cpus_per_task: int = cluster.CPUS,
+    gpus_per_task: int = cluster.GPUS,
+    env_command: str = cluster.ENV_COMMAND,
+    ray_address: str = cluster.RAY_ADDRESS,
 ) -> None:
     """UMI replay buffers -> a dataset without robot state or actions.
 
@@ -189,6 +207,7 @@ def umi(
         workers,
         skip_bad,
         overwrite,
+        cluster.executor_from(executor, tasks, partition, time, cpus_per_task, gpus_per_task, env_command, ray_address),
     )
 
 
@@ -231,6 +250,14 @@ def rosbag(
     workers: str = WORKERS,
     skip_bad: bool = SKIP,
     overwrite: bool = OVERWRITE,
+    executor: str = cluster.EXECUTOR,
+    tasks: int = cluster.TASKS,
+    partition: str = cluster.PARTITION,
+    time: str = cluster.TIME,
+    cpus_per_task: int = cluster.CPUS,
+    gpus_per_task: int = cluster.GPUS,
+    env_command: str = cluster.ENV_COMMAND,
+    ray_address: str = cluster.RAY_ADDRESS,
 ) -> None:
     """Kinova teleop bags (ROS 1, ROS 2 mcap or sqlite3, read with rosbags: no ROS install) -> a target-robot dataset.
 
@@ -260,6 +287,7 @@ def rosbag(
         workers,
         skip_bad,
         overwrite,
+        cluster.executor_from(executor, tasks, partition, time, cpus_per_task, gpus_per_task, env_command, ray_address),
     )
 
 
@@ -293,6 +321,14 @@ def hdf5(
     workers: str = WORKERS,
     skip_bad: bool = SKIP,
     overwrite: bool = OVERWRITE,
+    executor: str = cluster.EXECUTOR,
+    tasks: int = cluster.TASKS,
+    partition: str = cluster.PARTITION,
+    time: str = cluster.TIME,
+    cpus_per_task: int = cluster.CPUS,
+    gpus_per_task: int = cluster.GPUS,
+    env_command: str = cluster.ENV_COMMAND,
+    ray_address: str = cluster.RAY_ADDRESS,
 ) -> None:
     """ALOHA or robomimic (robosuite, MimicGen) HDF5 -> a LeRobot dataset.
 
@@ -326,6 +362,7 @@ def hdf5(
         workers,
         skip_bad,
         overwrite,
+        cluster.executor_from(executor, tasks, partition, time, cpus_per_task, gpus_per_task, env_command, ray_address),
     )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from glam_lerobot import schema
+from glam_lerobot.cli import cluster
 from glam_lerobot.cli.errors import fail as _fail
 from glam_lerobot.cli.errors import workers_value
 
@@ -50,6 +51,14 @@ def record(
         "--overwrite",
         help="replace a dataset at ROOT recorded with other settings (it stays until the new one is finished)",
     ),
+    executor: str = cluster.EXECUTOR,
+    tasks: int = cluster.TASKS,
+    partition: str = cluster.PARTITION,
+    time: str = cluster.TIME,
+    cpus_per_task: int = cluster.CPUS,
+    gpus_per_task: int = cluster.GPUS,
+    env_command: str = cluster.ENV_COMMAND,
+    ray_address: str = cluster.RAY_ADDRESS,
 ) -> None:
     """Run the scripted expert and write a LeRobot v3 dataset.
 
@@ -73,6 +82,9 @@ def record(
             masks=masks,
             workers=workers,
             overwrite=overwrite,
+            executor=cluster.executor_from(
+                executor, tasks, partition, time, cpus_per_task, gpus_per_task, env_command, ray_address
+            ),
         )
     except (ValueError, FileExistsError) as exc:
         _fail(str(exc))

@@ -41,6 +41,7 @@ class IngestPlan:
         skip_bad: bool = False,
         command: str = "",
         overwrite: bool = False,
+        executor=None,
     ):
         """Write the dataset; returns glam_lerobot.writing.WriteSummary."""
         from glam_lerobot.ingest.validate import bad_job
@@ -65,6 +66,7 @@ class IngestPlan:
             robot_type=self.robot_type,
             desc=f"ingest {meta['source']['format']}",
             overwrite=overwrite,
+            executor=executor,
         )
         summary.notes = list(self.notes)
         return summary

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from glam_lerobot import provenance, schema
+from glam_lerobot import schema
 from glam_lerobot.sim import tasks
 
 SOURCE_FORMAT = "glam-sim"
@@ -133,6 +133,7 @@ def record(
     masks: bool = False,
     workers: int | str = 1,
     overwrite: bool = False,
+    executor=None,
 ):
     """Record `episodes` expert episodes (seeds seed .. seed+episodes-1) into a new dataset at `root`.
 
@@ -173,8 +174,7 @@ def record(
         robot_type=ROBOT_TYPE[embodiment],
         desc=f"recording {embodiment}/{task}",
         overwrite=overwrite,
+        executor=executor,
+        job_meta={"episode_seeds": [j["seed"] for j in jobs]},  # of the episodes written (failed runs drop out)
     )
-    skipped = {name for name, _ in summary.skipped}
-    written = [j["seed"] for j in jobs if f"{j['file']} episode {j['episode']}" not in skipped]
-    provenance.update(root, episode_seeds=written)
     return summary
