@@ -4,14 +4,15 @@ Every producer of data (simulator, UMI, bags, HDF5, relabelling) hands this modu
 descriptions and a function that turns one job into one episode. The writer
   1. validates each episode against the features (names, shapes, dtypes, NaN/inf, equal lengths),
   2. writes contiguous runs of jobs as shards with LeRobot's own create / add_frame / save_episode / finalize
-     (one shard per process, or 20-episode shards across worker processes), producing episode k+1 in a thread
+     (one shard for one process, or shards of at most 20 episodes for several), producing episode k+1 in a thread
      while LeRobot encodes episode k,
   3. merges several shards with LeRobot's aggregate_datasets into what one process would have written, writes
      meta/glam.json and the dataset card,
   4. and only then renames the result into `root`.
-Work in progress lives in `<root>.partial/`; a finished shard is marked by `shard-FIRST-END.done.json` (the job
-range it holds), so an interrupted parallel write resumes from the shards it finished, with any worker count, and
-a failure never leaves something at `root` that looks like a finished dataset.
+The shards run as datatrove tasks (glam_lerobot.executors: processes on this machine, a Slurm job array or Ray).
+Work in progress lives in `<root>.partial/`, datatrove's completion markers in its `logs/` (beside it on Slurm):
+the shards are fixed by a write's first run, so an interrupted write resumes from the tasks it finished, with any
+worker count, and a failure never leaves something at `root` that looks like a finished dataset.
 """
 
 from __future__ import annotations
