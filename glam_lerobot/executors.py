@@ -120,8 +120,9 @@ def run(
         import multiprocess
 
         # datatrove's task queue lives in a Manager process started with the default method, fork, which can
-        # deadlock a process that has threads (ours: encoders, decoders, the prefetching producer)
-        multiprocess.set_start_method("spawn", force=True)
+        # deadlock a process that has threads (ours: encoders, decoders, the prefetching producer); a fork
+        # server is started once, single-threaded, and forks each Manager cheaply
+        multiprocess.set_start_method("forkserver", force=True)
         logger.disable("datatrove")  # its per-task banners and stats tables would bury the progress bar
         try:
             _quiet_local(steps, tasks, min(workers, tasks), logging_dir).run()
