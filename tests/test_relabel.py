@@ -214,3 +214,31 @@ def test_relabelled_revisions_and_the_merged_mixture_pass_validate(relabelled):
         assert "latents" in {r.check for r in report.rows}
     merged = validate(relabelled["out"] / "mixture")
     assert "mixture" in {r.check for r in merged.rows} and merged.episodes == 7  # 3 Kinova + 4 UMI
+
+
+def test_relabel_as_datatrove_tasks_labels_every_frame_as_one_process_does(relabelled, mixture_file):  # noqa: F811
+    """Inference cut into 3 tasks by episode (each loads the world model once), the rest after them: the same
+    latents, episode ends and merged chunks as the one-process relabel."""
+    from glam_lerobot.executors import Executor
+    from glam_lerobot.mixture import load_mixture
+    from glam_lerobot.world_model.frames import read_numeric
+    from glam_lerobot.world_model.relabel import relabel
+
+    out = relabelled["work"] / "tasks"
+    summary = relabel(
+        relabelled["work"] / "wm",
+        load_mixture(mixture_file),
+        out,
+        revision="latents-v1",
+        executor=Executor(tasks=3),
+        progress=False,
+    )
+    assert summary.tasks == 3 and not (out / ".relabel").exists()
+    one = relabelled["out"]
+    for name in ("datasets/kinova@latents-v1", "datasets/umi@latents-v1", "mixture"):
+        keys = [schema.LATENT, schema.LATENT_IS_PAD] + ([schema.LATENT_CHUNK] if name == "mixture" else [])
+        a, b = read_numeric(out / name, keys), read_numeric(one / name, keys)
+        np.testing.assert_array_equal(a[schema.LATENT_IS_PAD], b[schema.LATENT_IS_PAD])
+        for key in keys:  # batches are cut elsewhere: equal to float rounding
+            np.testing.assert_allclose(a[key], b[key], atol=1e-5, err_msg=f"{name}: {key}")
+        assert np.abs(b[schema.LATENT]).max() > 0.01  # latents, not zeros compared with zeros

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from glam_lerobot.cli import cluster
 from glam_lerobot.cli.errors import fail as _fail
 from glam_lerobot.cli.errors import workers_value
 
@@ -157,6 +158,19 @@ def relabel(
     workers: str = typer.Option(
         "auto", callback=workers_value, help="writer processes for the merged dataset, or 'auto'"
     ),
+    executor: str = cluster.EXECUTOR,
+    tasks: int = typer.Option(
+        None,
+        help="inference tasks, each a share of whole episodes that loads the world model once [default: one "
+        "process; on a cluster one task per 50 episodes]",
+        rich_help_panel=cluster.PANEL,
+    ),
+    partition: str = cluster.PARTITION,
+    time: str = cluster.TIME,
+    cpus_per_task: int = cluster.CPUS,
+    gpus_per_task: int = cluster.GPUS,
+    env_command: str = cluster.ENV_COMMAND,
+    ray_address: str = cluster.RAY_ADDRESS,
 ) -> None:
     """Label every transition with the IDM posterior mean (Eq. 7), as new dataset revisions.
 
@@ -171,7 +185,17 @@ def relabel(
     mix = _mixture(mixture)
     try:
         summary = run(
-            world_model, mix, output, revision=revision, horizon=horizon, merged=merged, frames=frames, workers=workers
+            world_model,
+            mix,
+            output,
+            revision=revision,
+            horizon=horizon,
+            merged=merged,
+            frames=frames,
+            workers=workers,
+            executor=cluster.executor_from(
+                executor, tasks, partition, time, cpus_per_task, gpus_per_task, env_command, ray_address
+            ),
         )
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
         _fail(str(exc))

@@ -44,8 +44,18 @@ class RelabelSummary:
     frames: int = 0
     infer_seconds: float = 0.0
     seconds: float = 0.0
+    tasks: int = 1
+    submitted: list[str] = field(default_factory=list)  # Slurm job ids (inference, the rest): queued, not done
+    logs: Path | None = None
+    output: Path | None = None
 
     def lines(self) -> list[str]:
+        if self.submitted:
+            infer, rest = self.submitted
+            return [
+                f"queued the inference as {self.tasks} Slurm task(s) (job {infer}) and the revisions and merged "
+                f"mixture as job {rest} (after it); they appear in {self.output}; logs in {self.logs}"
+            ]
         out = [
             f"relabelled {self.transitions} transitions ({self.frames} frames) in {self.seconds:.1f} s end to end: "
             f"{self.transitions / max(self.seconds, 1e-9):.0f} transitions/s (inference alone "
@@ -86,18 +96,25 @@ def idm_latents(
 
 @torch.no_grad()
 def infer_source_latents(
-    model, source: wm_data.Source, batch_size: int = 256, device: str | torch.device = "cpu"
+    model,
+    source: wm_data.Source,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    episodes: set[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(latents (N, d) float32, is_pad (N,) float32) for every frame of one source (see the module docstring)."""
+    """(latents (N, d) float32, is_pad (N,) float32) for every frame of one source (see the module docstring);
+    with `episodes`, only the rows of those episodes are labelled (the others stay zero / padded)."""
     n = len(source)
     latents = np.zeros((n, model.config.latent_dim), np.float32)
     is_pad = np.ones(n, np.float32)
     rows = source.transition_rows()
+    if episodes is not None:
+        rows = rows[np.isin(source.episode_index[rows], list(episodes))]
     if len(rows):
         latents[rows] = idm_latents(model, source, rows, batch=batch_size, device=device)
         is_pad[rows] = 0.0
-    for _, start, end in source.episode_bounds():
-        if end - start >= 2:  # the last frame repeats the previous latent
+    for episode, start, end in source.episode_bounds():
+        if end - start >= 2 and (episodes is None or episode in episodes):  # the last frame repeats the one before
             latents[end - 1] = latents[end - 2]
     return latents, is_pad
 
@@ -155,10 +172,12 @@ def relabel(
     progress: bool = True,
     command: str = "glam-lerobot relabel",
     sources: list | None = None,
+    executor=None,
 ) -> RelabelSummary:
+    """See the module docstring. `executor` (glam_lerobot.executors.Executor) runs the inference as datatrove
+    tasks of whole episodes (each loads the world model once, on a GPU where its task has one) and the rest as
+    one task after them; without it (or local without --tasks) everything runs in this process."""
     from rich.progress import Progress
-
-    from glam_lerobot.revisions import add_columns
 
     if frames not in FRAME_STORAGE:
         raise ValueError(f"frames must be one of {FRAME_STORAGE}, got {frames!r}")
@@ -179,51 +198,162 @@ def relabel(
     for p in planned + ([output / "mixture"] if merged else []):
         if p.exists():
             raise FileExistsError(f"{p} already exists; choose another --output or --revision")
+    job = RelabelJob(
+        world_model=str(world_model),
+        mixture=mixture,
+        output=output,
+        revision=revision,
+        horizon=horizon,
+        batch_size=batch_size,
+        merged=merged,
+        frames=frames,
+        workers=workers,
+        command=command,
+        input_kind=model.config.input,
+        units=[(i, e) for i, s in enumerate(sources) for e, _, _ in s.episode_bounds()],
+    )
 
-    summary = RelabelSummary()
-    results = []
+    if executor is not None and (executor.kind != "local" or executor.tasks):
+        return job.run_on(executor, t0)
+    results, infer_seconds = [], 0.0
     with Progress(disable=not progress) as bar:
         task = bar.add_task("relabel", total=sum(len(s) for s in sources))
         for s in sources:
             t = time.perf_counter()
-            latents, is_pad = infer_source_latents(model, s, batch_size, device)
-            summary.infer_seconds += time.perf_counter() - t
-            summary.transitions += int((is_pad == 0).sum())
-            summary.frames += len(s)
-            results.append((latents, is_pad))
+            results.append(infer_source_latents(model, s, batch_size, device))
+            infer_seconds += time.perf_counter() - t
             bar.update(task, advance=len(s))
+    return job.finish(sources, results, infer_seconds, t0)
 
-    feats = latent_features(model.config.latent_dim)
-    model_name = wm_id["repo_id"] or wm_id["path"]
-    details = {
-        "model": f"{model_name} (sha256 {wm_id['sha256'][:12]})",
-        "world_model": wm_id,
-        "episode_end": "last frame repeats the previous latent, latent.is_pad = 1",
-        "mixture": mixture.name if mixture is not None else None,
-    }
-    for s, (latents, is_pad), root in zip(sources, results, planned, strict=True):
-        cols = {
-            schema.LATENT: (latents, feats[schema.LATENT]),
-            schema.LATENT_IS_PAD: (is_pad[:, None], feats[schema.LATENT_IS_PAD]),
+
+RELABEL_EPISODES_PER_TASK = 50  # a cluster task's share when --tasks is not given
+
+
+@dataclass
+class RelabelJob:
+    """One relabel: what its inference tasks and its final task need (pickled to worker processes and nodes)."""
+
+    world_model: str
+    mixture: object
+    output: Path
+    revision: str
+    horizon: int
+    batch_size: int
+    merged: bool
+    frames: str
+    workers: int | str
+    command: str
+    input_kind: str
+    units: list[tuple[int, int]]  # (source index, episode index), the order tasks share them in
+    bounds: list[int] = field(default_factory=list)
+
+    @property
+    def work(self) -> Path:
+        return self.output / ".relabel"
+
+    def run_on(self, executor, t0: float) -> RelabelSummary:
+        """Inference as datatrove tasks, then `finish_task` (after them, as its own job on Slurm)."""
+        from glam_lerobot import executors
+        from glam_lerobot.writing import resolve_workers
+
+        tasks = executor.tasks or -(-len(self.units) // RELABEL_EPISODES_PER_TASK)
+        tasks = min(tasks, len(self.units))
+        self.bounds = executors.shard_bounds(len(self.units), tasks)
+        shutil.rmtree(self.work, ignore_errors=True)  # latents of an earlier, unfinished relabel: recomputed
+        self.work.mkdir(parents=True)
+        logs = self.work / "logs" if executor.waits else self.output.with_name(self.output.name + ".relabel-slurm")
+        workers = resolve_workers(self.workers, len(self.units))
+        ids = executors.run(
+            executor,
+            self.infer_task,
+            tasks,
+            workers,
+            logs,
+            finish=None if executor.waits else self.finish_task,
+            job_name="relabel",
+        )
+        if ids:
+            return RelabelSummary(submitted=ids, tasks=tasks, logs=logs, output=self.output)
+        summary = self.finish_task(0)
+        summary.seconds, summary.tasks = time.perf_counter() - t0, tasks
+        return summary
+
+    def infer_task(self, rank: int) -> None:
+        """Task `rank`: load the world model once, label its episodes, save their latents."""
+        t = time.perf_counter()
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        model, _ = ckpt.load_world_model(self.world_model, device)
+        sources = wm_data.load_mixture_sources(self.mixture, self.input_kind, pull=False, progress=False)
+        mine: dict[int, set[int]] = {}
+        for i, e in self.units[self.bounds[rank] : self.bounds[rank + 1]]:
+            mine.setdefault(i, set()).add(e)
+        arrays = {}
+        for i, episodes in mine.items():
+            latents, is_pad = infer_source_latents(model, sources[i], self.batch_size, device, episodes)
+            rows = np.flatnonzero(np.isin(sources[i].episode_index, list(episodes)))
+            arrays |= {f"{i}.rows": rows, f"{i}.latents": latents[rows], f"{i}.is_pad": is_pad[rows]}
+        arrays["seconds"] = np.array(time.perf_counter() - t)
+        np.savez(self.work / f"latents-{rank:05d}.npz", **arrays)
+
+    def finish_task(self, _rank: int = 0) -> RelabelSummary:
+        """After every inference task: gather the latents, then write revisions and the merged mixture."""
+        t0 = time.perf_counter()
+        sources = wm_data.load_mixture_sources(self.mixture, self.input_kind, pull=False, progress=False)
+        d = None
+        results = []
+        parts = [np.load(p) for p in sorted(self.work.glob("latents-*.npz"))]
+        infer_seconds = sum(float(p["seconds"]) for p in parts)
+        for i, s in enumerate(sources):
+            pieces = [p for p in parts if f"{i}.rows" in p]
+            d = d or next(p[f"{i}.latents"].shape[1] for p in pieces)
+            latents, is_pad = np.zeros((len(s), d), np.float32), np.ones(len(s), np.float32)
+            for p in pieces:
+                latents[p[f"{i}.rows"]], is_pad[p[f"{i}.rows"]] = p[f"{i}.latents"], p[f"{i}.is_pad"]
+            results.append((latents, is_pad))
+        summary = self.finish(sources, results, infer_seconds, t0)
+        shutil.rmtree(self.work)
+        return summary
+
+    def finish(self, sources: list, results: list, infer_seconds: float, t0: float) -> RelabelSummary:
+        """Write each dataset's new revision and the merged mixture from the latents of every frame."""
+        from glam_lerobot.revisions import add_columns
+
+        wm_id = ckpt.identity(self.world_model)
+        summary = RelabelSummary(infer_seconds=infer_seconds)
+        summary.transitions = sum(int((is_pad == 0).sum()) for _, is_pad in results)
+        summary.frames = sum(len(s) for s in sources)
+        feats = latent_features(results[0][0].shape[1])
+        model_name = wm_id["repo_id"] or wm_id["path"]
+        details = {
+            "model": f"{model_name} (sha256 {wm_id['sha256'][:12]})",
+            "world_model": wm_id,
+            "episode_end": "last frame repeats the previous latent, latent.is_pad = 1",
+            "mixture": self.mixture.name if self.mixture is not None else None,
         }
-        summary.revisions[s.name] = add_columns(
-            s.root, cols, revision=revision, command=command, details=details, output_root=root
-        )
-    if merged:
-        summary.merged = write_merged(
-            output / "mixture",
-            mixture,
-            sources,
-            results,
-            wm_id,
-            revision,
-            horizon,
-            summary.revisions,
-            workers=workers,
-            frames=frames,
-        )
-    summary.seconds = time.perf_counter() - t0
-    return summary
+        for s, (latents, is_pad) in zip(sources, results, strict=True):
+            cols = {
+                schema.LATENT: (latents, feats[schema.LATENT]),
+                schema.LATENT_IS_PAD: (is_pad[:, None], feats[schema.LATENT_IS_PAD]),
+            }
+            root = self.output / "datasets" / f"{s.name.split('/')[-1]}@{self.revision}"
+            summary.revisions[s.name] = add_columns(
+                s.root, cols, revision=self.revision, command=self.command, details=details, output_root=root
+            )
+        if self.merged:
+            summary.merged = write_merged(
+                self.output / "mixture",
+                self.mixture,
+                sources,
+                results,
+                wm_id,
+                self.revision,
+                self.horizon,
+                summary.revisions,
+                workers=self.workers,
+                frames=self.frames,
+            )
+        summary.seconds = time.perf_counter() - t0
+        return summary
 
 
 # ---- the merged mixture dataset --------------------------------------------------------------------------------
