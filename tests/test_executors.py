@@ -108,18 +108,24 @@ os.execvp(args[0], args)
 FAKE_SCONTROL = "#!/bin/sh\necho localhost\n"
 
 
-def test_the_slurm_executor_queues_a_shard_array_and_a_dependent_merge_that_write_the_same_dataset(
-    tmp_path, one_process, monkeypatch
-):
-    """Slurm's own commands are stand-ins (run now, on this machine); the job scripts are datatrove's, as they would
-    be queued on a cluster: checked, then run."""
+@pytest.fixture
+def stand_in_slurm(tmp_path, monkeypatch):
+    """sbatch, srun and scontrol stand-ins on PATH; returns the folder where sbatch keeps each job's script."""
     bin_dir, spool = tmp_path / "bin", tmp_path / "spool"
     bin_dir.mkdir()
     for name, text in {"sbatch": FAKE_SBATCH, "srun": FAKE_SRUN, "scontrol": FAKE_SCONTROL}.items():
         (bin_dir / name).write_text(text.format(python=sys.executable, spool=str(spool)))
         (bin_dir / name).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return spool
 
+
+def test_the_slurm_executor_queues_a_shard_array_and_a_dependent_merge_that_write_the_same_dataset(
+    tmp_path, one_process, stand_in_slurm
+):
+    """Slurm's own commands are stand-ins (run now, on this machine); the job scripts are datatrove's, as they would
+    be queued on a cluster: checked, then run."""
+    spool = stand_in_slurm
     slurm = Executor(kind="slurm", partition="cpu", time="01:00:00", tasks=2, cpus_per_task=2)
     summary = _write(tmp_path / "ds", executor=slurm)
     shards, merge = summary.submitted

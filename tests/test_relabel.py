@@ -6,6 +6,7 @@ import hashlib
 
 import numpy as np
 import pytest
+from test_executors import stand_in_slurm  # noqa: F401  (shared fixture)
 from test_world_model import cli, frame_cache, mixture_file, train_args  # noqa: F401  (shared fixtures)
 
 from glam_lerobot import provenance, schema
@@ -216,24 +217,33 @@ def test_relabelled_revisions_and_the_merged_mixture_pass_validate(relabelled):
     assert "mixture" in {r.check for r in merged.rows} and merged.episodes == 7  # 3 Kinova + 4 UMI
 
 
-def test_relabel_as_datatrove_tasks_labels_every_frame_as_one_process_does(relabelled, mixture_file):  # noqa: F811
-    """Inference cut into 3 tasks by episode (each loads the world model once), the rest after them: the same
-    latents, episode ends and merged chunks as the one-process relabel."""
+@pytest.mark.parametrize("kind", ["local", "slurm"])
+def test_relabel_as_datatrove_tasks_labels_every_frame_as_one_process_does(
+    relabelled,
+    mixture_file,  # noqa: F811
+    kind,
+    request,
+):
+    """Inference cut into 3 tasks by episode (each loads the world model once), the rest after them (on Slurm a
+    dependent job): the same latents, episode ends and merged chunks as the one-process relabel."""
     from glam_lerobot.executors import Executor
     from glam_lerobot.mixture import load_mixture
     from glam_lerobot.world_model.frames import read_numeric
     from glam_lerobot.world_model.relabel import relabel
 
-    out = relabelled["work"] / "tasks"
+    if kind == "slurm":
+        request.getfixturevalue("stand_in_slurm")  # sbatch & co. that run the jobs at once, on this machine
+    out = relabelled["work"] / f"tasks-{kind}"
     summary = relabel(
         relabelled["work"] / "wm",
         load_mixture(mixture_file),
         out,
         revision="latents-v1",
-        executor=Executor(tasks=3),
+        executor=Executor(kind=kind, tasks=3, partition="gpu" if kind == "slurm" else None),
         progress=False,
     )
     assert summary.tasks == 3 and not (out / ".relabel").exists()
+    assert bool(summary.submitted) == (kind == "slurm")
     one = relabelled["out"]
     for name in ("datasets/kinova@latents-v1", "datasets/umi@latents-v1", "mixture"):
         keys = [schema.LATENT, schema.LATENT_IS_PAD] + ([schema.LATENT_CHUNK] if name == "mixture" else [])
