@@ -230,3 +230,21 @@ def test_a_score_panel_without_samples_is_still_written(tmp_path):
     from glam_lerobot.masks.score import write_panel
 
     assert write_panel([], tmp_path / "panel.png").stat().st_size > 0  # one empty row, not a zip() length error
+
+
+def test_masks_as_datatrove_tasks_are_the_masks_one_process_writes(parent, model, tmp_path):
+    """Two tasks, each with its own model, mask one episode each; the revision is the one-process revision."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from glam_lerobot.executors import Executor
+
+    kw = dict(model=model, objects=["0"], conf=0.0, tracker=None, cameras=["overhead", "front"])
+    one = add_masks(parent, "ultralytics", output=tmp_path / "one", **kw)
+    tasks = add_masks(parent, "ultralytics", output=tmp_path / "tasks", executor=Executor(tasks=2), **kw)
+    assert (tasks.episodes, tasks.frames, tasks.empty) == (one.episodes, one.frames, one.empty)
+    assert not work_dir(tmp_path / "tasks").exists()
+    a = LeRobotDataset("me/syn", root=tmp_path / "one", video_backend="pyav")
+    b = LeRobotDataset("me/syn", root=tmp_path / "tasks", video_backend="pyav")
+    for camera in ("overhead", "front"):
+        assert stored(a, camera).any()  # masks, not empty frames compared with empty frames
+        np.testing.assert_array_equal(stored(a, camera), stored(b, camera))

@@ -5,6 +5,16 @@ from __future__ import annotations
 import typer
 
 PANEL = "Where the work runs (datatrove)"
+OPTION_NAMES = (
+    "executor",
+    "tasks",
+    "partition",
+    "time",
+    "cpus_per_task",
+    "gpus_per_task",
+    "env_command",
+    "ray_address",
+)
 
 EXECUTOR = typer.Option(
     "local",

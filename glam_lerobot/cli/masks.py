@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from glam_lerobot.cli import cluster
 from glam_lerobot.cli.errors import fail as _fail
 
 masks_app = typer.Typer(
@@ -100,6 +101,19 @@ def add(
     device: DeviceOpt = None,
     imgsz: ImgszOpt = None,
     tracker: TrackerOpt = "bytetrack.yaml",
+    executor: str = cluster.EXECUTOR,
+    tasks: int = typer.Option(
+        None,
+        help="tasks, each masking a share of the episodes with its own model [default: this process; on a "
+        "cluster one task per 20 episodes]",
+        rich_help_panel=cluster.PANEL,
+    ),
+    partition: str = cluster.PARTITION,
+    time: str = cluster.TIME,
+    cpus_per_task: int = cluster.CPUS,
+    gpus_per_task: int = cluster.GPUS,
+    env_command: str = cluster.ENV_COMMAND,
+    ray_address: str = cluster.RAY_ADDRESS,
 ) -> None:
     """Add object-mask columns (mask.<camera>, lossless HxWx3 images in {0,255}) to a dataset as a NEW revision.
 
@@ -107,7 +121,11 @@ def add(
     stats, provenance in meta/glam.json (backend, model, prompt, objects, empty-frame counts) and a card. The
     parent is not modified. Per-episode results are cached in <output>.masks-work/ so an interrupted run resumes.
     """
-    command = _command_line("masks add", dict(locals()))
+    where = cluster.executor_from(
+        executor, tasks, partition, time, cpus_per_task, gpus_per_task, env_command, ray_address
+    )
+    settings = {k: v for k, v in locals().items() if k not in cluster.OPTION_NAMES and k != "where"}
+    command = _command_line("masks add", settings)  # what the masks depend on, not where they were computed
     from rich.console import Console
 
     from glam_lerobot.masks.add import add_masks
@@ -128,6 +146,7 @@ def add(
             imgsz=imgsz,
             tracker=None if tracker == "none" else tracker,
             command=command,
+            executor=where,
         )
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
         _fail(str(exc))

@@ -38,8 +38,15 @@ class MaskSummary:
     resumed: int  # episodes taken from the work folder of an interrupted run
     seconds: float
     details: dict[str, Any] = field(default_factory=dict)
+    submitted: list[str] = field(default_factory=list)  # Slurm job ids (masks, revision): queued, not done
+    logs: Path | None = None
 
     def lines(self) -> list[str]:
+        if self.submitted:
+            return [
+                f"queued the masks of {self.episodes} episodes as Slurm job {self.submitted[0]} and the revision as "
+                f"job {self.submitted[1]} (after it); it appears at {self.root}; logs in {self.logs}"
+            ]
         empty = ", ".join(f"{cam} {n}/{self.frames}" for cam, n in self.empty.items())
         return [
             f"wrote revision '{self.revision}' to {self.root}",
@@ -133,15 +140,18 @@ def add_masks(
     tracker: str | None = "bytetrack.yaml",
     command: str = "glam-lerobot masks add",
     max_episodes: int | None = None,
+    executor=None,
 ) -> MaskSummary:
     """Mask every episode of the dataset at `root` and write the result as revision `revision` (see module doc).
 
     `max_episodes` stops the run (KeyboardInterrupt) after that many newly masked episodes, as an interruption
-    would: the work folder keeps them and the next call resumes.
+    would: the work folder keeps them and the next call resumes. `executor` (glam_lerobot.executors.Executor)
+    masks the episodes as datatrove tasks, each with its own model, then writes the revision after them (a
+    dependent job on Slurm, where the returned summary only says what was queued).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from glam_lerobot.revisions import add_columns, default_root
+    from glam_lerobot.revisions import default_root
 
     start = time.time()
     root = Path(root)
@@ -196,6 +206,29 @@ def add_masks(
     n_eps = ds.meta.total_episodes
     cache = [work / f"episode-{ep:06d}.npz" for ep in range(n_eps)]
     resumed = sum(p.exists() for p in cache)
+    job = MaskJob(
+        root=root,
+        output=output,
+        revision=revision,
+        cameras=cameras,
+        command=command,
+        masker_options={
+            "backend": backend,
+            "model": model,
+            "prompt": prompt,
+            "objects": objects,
+            "batch": batch,
+            "conf": conf,
+            "device": device,
+            "imgsz": imgsz,
+            "tracker": tracker,
+        },
+        details=details,
+        resumed=resumed,
+        start=start,
+    )
+    if executor is not None and (executor.kind != "local" or executor.tasks):
+        return job.run_on(executor, n_eps)
     done_now = 0
     with Progress(
         TextColumn("masks"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"), TimeRemainingColumn()
@@ -206,38 +239,108 @@ def add_masks(
                 continue
             if max_episodes is not None and done_now >= max_episodes:
                 raise KeyboardInterrupt(f"stopped after {done_now} episodes (max_episodes)")
-            masks = mask_episode(masker, ds, ep, cameras)
-            tmp = cache[ep].with_suffix(".tmp.npz")
-            np.savez(tmp, **{cam: columns.pack(masks[cam]) for cam in cameras})
-            tmp.replace(cache[ep])  # atomic: a cache file is complete or absent
+            job.mask_and_cache(masker, ds, ep)
             done_now += 1
             progress.update(bar, advance=1)
+    return job.finish()
 
-    # Every episode is done: assemble each column in global index order, the order add_features expects.
-    new_columns, empty, per_episode_empty = {}, {}, {cam: [] for cam in cameras}
-    for cam in cameras:
-        h, w = episodes.image_size(ds, cam)
-        masks = np.zeros((ds.meta.total_frames, h, w), bool)
-        for ep in range(n_eps):
-            with np.load(cache[ep]) as z:
-                m = columns.unpack(z[cam], w)
-            lo, hi = episodes.episode_range(ds, ep)
-            if m.shape != (hi - lo, h, w):
-                raise ValueError(f"{cache[ep]}: camera {cam} holds {m.shape}, episode {ep} needs {(hi - lo, h, w)}")
-            per_episode_empty[cam].append(int((~m.reshape(len(m), -1).any(1)).sum()))
-            masks[lo:hi] = m
-        empty[cam] = int(sum(per_episode_empty[cam]))
-        key = schema.mask_key(cam)
-        new_columns[key] = (columns.to_image(masks), schema.mask_features((h, w), (cam,))[key])
-        del masks
 
-    details = {
-        **details,
-        "cameras": cameras,
-        "frames": ds.meta.total_frames,
-        "empty_frames": empty,
-        "empty_frames_per_episode": per_episode_empty,
-    }
-    new_root = add_columns(root, new_columns, revision=revision, command=command, details=details, output_root=output)
-    shutil.rmtree(work, ignore_errors=True)
-    return MaskSummary(new_root, revision, n_eps, ds.meta.total_frames, empty, resumed, time.time() - start, details)
+MASK_EPISODES_PER_TASK = 20  # a cluster task's share when --tasks is not given
+
+
+@dataclass
+class MaskJob:
+    """One `masks add` run: what its tasks (each a share of the episodes, with its own masker) and its final
+    step (the new revision from every episode's cached masks) need; pickled to worker processes and nodes."""
+
+    root: Path
+    output: Path
+    revision: str
+    cameras: list[str]
+    command: str
+    masker_options: dict
+    details: dict
+    resumed: int
+    start: float
+    bounds: list[int] = field(default_factory=list)
+
+    @property
+    def work(self) -> Path:
+        return work_dir(self.output)
+
+    def cache(self, ep: int) -> Path:
+        return self.work / f"episode-{ep:06d}.npz"
+
+    def mask_and_cache(self, masker, ds, ep: int) -> None:
+        masks = mask_episode(masker, ds, ep, self.cameras)
+        tmp = self.cache(ep).with_suffix(".tmp.npz")
+        np.savez(tmp, **{cam: columns.pack(masks[cam]) for cam in self.cameras})
+        tmp.replace(self.cache(ep))  # atomic: a cache file is complete or absent
+
+    def run_on(self, executor, n_eps: int) -> MaskSummary | None:
+        from glam_lerobot import executors
+
+        tasks = min(executor.tasks or -(-n_eps // MASK_EPISODES_PER_TASK), n_eps)
+        self.bounds = executors.shard_bounds(n_eps, tasks)
+        logs = self.work / "logs" if executor.waits else self.output.with_name(self.output.name + ".masks-slurm")
+        shutil.rmtree(logs, ignore_errors=True)  # the episode cache, not datatrove's markers, says what is done
+        ids = executors.run(
+            executor, self.task, tasks, tasks, logs, finish=None if executor.waits else self.finish, job_name="masks"
+        )
+        if ids:
+            return MaskSummary(self.output, self.revision, n_eps, 0, {}, self.resumed, 0.0, submitted=ids, logs=logs)
+        return self.finish()
+
+    def task(self, rank: int) -> None:
+        """Task `rank`: one masker (one model load) for its episodes; the ones cached already are skipped."""
+        options = dict(self.masker_options)
+        ds = episodes.open_dataset(self.root)
+        masker, _ = make_masker(options.pop("backend"), ds, provenance.read(self.root), cameras=self.cameras, **options)
+        for ep in range(self.bounds[rank], self.bounds[rank + 1]):
+            if not self.cache(ep).exists():
+                self.mask_and_cache(masker, ds, ep)
+
+    def finish(self, _rank: int = 0) -> MaskSummary:
+        """Every episode is cached: assemble each column in global index order (add_features' order) and write the
+        new revision."""
+        from glam_lerobot.revisions import add_columns
+
+        ds = episodes.open_dataset(self.root)
+        cameras, n_eps = self.cameras, ds.meta.total_episodes
+        new_columns, empty, per_episode_empty = {}, {}, {cam: [] for cam in cameras}
+        for cam in cameras:
+            h, w = episodes.image_size(ds, cam)
+            masks = np.zeros((ds.meta.total_frames, h, w), bool)
+            for ep in range(n_eps):
+                with np.load(self.cache(ep)) as z:
+                    m = columns.unpack(z[cam], w)
+                lo, hi = episodes.episode_range(ds, ep)
+                if m.shape != (hi - lo, h, w):
+                    raise ValueError(
+                        f"{self.cache(ep)}: camera {cam} holds {m.shape}, episode {ep} needs {(hi - lo, h, w)}"
+                    )
+                per_episode_empty[cam].append(int((~m.reshape(len(m), -1).any(1)).sum()))
+                masks[lo:hi] = m
+            empty[cam] = int(sum(per_episode_empty[cam]))
+            key = schema.mask_key(cam)
+            new_columns[key] = (columns.to_image(masks), schema.mask_features((h, w), (cam,))[key])
+            del masks
+        details = {
+            **self.details,
+            "cameras": cameras,
+            "frames": ds.meta.total_frames,
+            "empty_frames": empty,
+            "empty_frames_per_episode": per_episode_empty,
+        }
+        new_root = add_columns(
+            self.root,
+            new_columns,
+            revision=self.revision,
+            command=self.command,
+            details=details,
+            output_root=self.output,
+        )
+        shutil.rmtree(self.work, ignore_errors=True)
+        return MaskSummary(
+            new_root, self.revision, n_eps, ds.meta.total_frames, empty, self.resumed, time.time() - self.start, details
+        )
