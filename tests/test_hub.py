@@ -106,6 +106,29 @@ def test_push_then_pull_at_tag_and_branch_into_a_clean_cache(make_tiny_dataset, 
 
 
 @pytest.mark.usefixtures("hub")
+def test_push_pre_uploads_in_parallel_tasks_and_commits_once(make_tiny_dataset, tmp_path, monkeypatch):
+    """--tasks 2: two datatrove tasks upload the LFS files, this process only commits (it uploads nothing)."""
+    import huggingface_hub._commit_api as commit_api
+
+    from glam_lerobot.executors import Executor
+
+    uploaded_here = []
+    real = commit_api.lfs_upload
+    monkeypatch.setattr(commit_api, "lfs_upload", lambda **kw: uploaded_here.append(kw) or real(**kw))
+    control = make_tiny_dataset("control", episodes=3, frames=4, glam_meta=GLAM)
+    hub.push_dataset(control, "test-user/one-process")  # without tasks, this process uploads the LFS files
+    assert len(uploaded_here) >= 3  # videos and parquet files go through LFS
+    uploaded_here.clear()
+    root = make_tiny_dataset("kinova", episodes=2, frames=3, glam_meta=GLAM)
+    s = hub.push_dataset(root, "test-user/tasks", executor=Executor(tasks=2))
+    assert s.commit and "meta/info.json" in s.added
+    assert uploaded_here == []  # every LFS object was already there: the tasks sent them
+    assert data_files(hub.pull("test-user/tasks", "main", tmp_path / "checkout").root) == digest(root)
+    with pytest.raises(hub.HubError, match="not slurm"):
+        hub.push_dataset(root, "test-user/tasks", executor=Executor(kind="slurm", partition="cpu"))
+
+
+@pytest.mark.usefixtures("hub")
 def test_derived_revision_goes_to_its_own_branch_and_tag(make_tiny_dataset, tmp_lerobot_home, tmp_path):
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from glam_lerobot.cli import cluster
 from glam_lerobot.cli.errors import fail as _fail
 
 RepoType = Annotated[str | None, typer.Option("--repo-type", help="dataset or model (default: detected)")]
@@ -38,6 +39,15 @@ def push(
     private: Annotated[bool, typer.Option("--private", help="create the repo private")] = False,
     token: Token = None,
     endpoint: Endpoint = None,
+    executor: str = typer.Option(
+        "local", help="local or ray: where --tasks pre-upload the files", rich_help_panel=cluster.PANEL
+    ),
+    tasks: int = typer.Option(
+        None,
+        help="upload a dataset's files in N parallel tasks, then commit once [default: one process]",
+        rich_help_panel=cluster.PANEL,
+    ),
+    ray_address: str = cluster.RAY_ADDRESS,
 ) -> None:
     """Push a dataset or world-model checkpoint to the Hub as one commit.
 
@@ -52,7 +62,12 @@ def push(
     from glam_lerobot import hub
 
     try:
-        summary = hub.push(folder, repo_id, revision, private=private or None, token=token, endpoint=endpoint)
+        if executor == "slurm":
+            raise hub.HubError("push commits in this command once every file is uploaded: use --executor local or ray")
+        where = cluster.executor_from(executor, tasks, None, "04:00:00", 1, 0, None, ray_address)
+        summary = hub.push(
+            folder, repo_id, revision, private=private or None, token=token, endpoint=endpoint, executor=where
+        )
     except hub.HubError as e:
         _fail(e)
     for line in summary.lines():

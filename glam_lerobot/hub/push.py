@@ -110,10 +110,21 @@ def push(
     token: str | None = None,
     endpoint: str | None = None,
     message: str | None = None,
+    executor=None,
 ) -> PushSummary:
-    """Push a dataset or a world-model checkpoint folder (detected from its files)."""
+    """Push a dataset or a world-model checkpoint folder (detected from its files). `executor` (a local one
+    with --tasks, or Ray) pre-uploads a dataset's files in parallel tasks before the one commit."""
     if folder_kind(folder) == "dataset":
-        return push_dataset(folder, repo_id, revision, private=private, token=token, endpoint=endpoint, message=message)
+        return push_dataset(
+            folder,
+            repo_id,
+            revision,
+            private=private,
+            token=token,
+            endpoint=endpoint,
+            message=message,
+            executor=executor,
+        )
     return push_model(folder, repo_id, revision, private=private, token=token, endpoint=endpoint, message=message)
 
 
@@ -148,6 +159,7 @@ def push_dataset(
     token: str | None = None,
     endpoint: str | None = None,
     message: str | None = None,
+    executor=None,
 ) -> PushSummary:
     """Validate, then push the LeRobot dataset at `root` as one commit (see the module docstring for branches)."""
     from glam_lerobot import cards
@@ -186,6 +198,7 @@ def push_dataset(
         token=token,
         endpoint=endpoint,
         message=message or _dataset_message(glam, branch, derived),
+        executor=executor,
     )
     summary.notes += notes
     return summary
@@ -296,8 +309,15 @@ def _push_folder(
     token: str | None,
     endpoint: str | None,
     message: str,
+    executor=None,
 ) -> PushSummary:
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    if executor is not None and not executor.waits:
+        raise HubError(
+            "push commits once every file is uploaded, in this command: pre-upload with --executor local --tasks N "
+            "or --executor ray, not slurm"
+        )
 
     what = f"push {folder} to {repo_type} {repo_id}@{branch}"
     hf = api(token, endpoint)
@@ -336,14 +356,17 @@ def _push_folder(
 
     if additions:
         # LFS objects first, against a branch that already exists: a push that dies here leaves no trace.
+        revision = "main" if new_branch else branch
+        files = [
+            (op.path_in_repo, str(contents[op.path_in_repo]))
+            for op in additions
+            if isinstance(contents[op.path_in_repo], Path)
+        ]
+        if executor is not None and (executor.kind != "local" or executor.tasks) and files:
+            # in parallel tasks, as LeRobot's port scripts do; the commit below finds the objects already there
+            _call(what, endpoint, PreUpload(repo_id, repo_type, revision, files, token, endpoint).run_on, executor)
         _call(
-            what,
-            endpoint,
-            hf.preupload_lfs_files,
-            repo_id,
-            additions=additions,
-            repo_type=repo_type,
-            revision="main" if new_branch else branch,
+            what, endpoint, hf.preupload_lfs_files, repo_id, additions=additions, repo_type=repo_type, revision=revision
         )
     staging = STAGING_PREFIX + branch
     if staging in branches:  # left by an earlier push of this revision that died (or could not clean up)
@@ -387,6 +410,38 @@ def _push_folder(
     for tag in tags:
         _retag(hf, repo_id, repo_type, tag, branch, what, endpoint)
     return summary
+
+
+@dataclass
+class PreUpload:
+    """A push's LFS uploads as datatrove tasks: task r hashes and uploads its share of the files."""
+
+    repo_id: str
+    repo_type: str
+    revision: str
+    files: list[tuple[str, str]]  # (path in the repo, local path)
+    token: str | None
+    endpoint: str | None
+    bounds: list[int] = field(default_factory=list)
+
+    def run_on(self, executor) -> None:
+        import tempfile
+
+        from glam_lerobot import executors
+
+        tasks = min(executor.tasks or max(1, len(self.files) // 200), len(self.files))
+        self.bounds = executors.shard_bounds(len(self.files), tasks)
+        with tempfile.TemporaryDirectory(prefix="glam-push-") as logs:  # 0700: the pickled task holds the token
+            executors.run(executor, self.task, tasks, tasks, Path(logs), job_name="push")
+
+    def task(self, rank: int) -> None:
+        from huggingface_hub import CommitOperationAdd
+
+        share = self.files[self.bounds[rank] : self.bounds[rank + 1]]
+        ops = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=src) for rel, src in share]
+        api(self.token, self.endpoint).preupload_lfs_files(
+            self.repo_id, additions=ops, repo_type=self.repo_type, revision=self.revision
+        )
 
 
 def _retag(hf, repo_id: str, repo_type: str, tag: str, branch: str, what: str, endpoint: str | None) -> None:
