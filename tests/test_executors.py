@@ -149,3 +149,91 @@ def test_the_ray_executor_on_a_loopback_instance_writes_the_same_dataset(tmp_pat
         ray.shutdown()
     assert (summary.tasks, summary.episodes) == (2, len(JOBS))
     _assert_same_dataset(tmp_path / "ds", one_process)
+
+
+SLURM_CONF = """ClusterName=glam-test
+SlurmctldHost={host}(127.0.0.1)
+SlurmctldPort=16817
+SlurmdPort=16818
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+StateSaveLocation={d}/state
+SlurmdSpoolDir={d}/spool
+SlurmctldPidFile={d}/slurmctld.pid
+SlurmdPidFile={d}/slurmd.pid
+SlurmctldLogFile={d}/slurmctld.log
+SlurmdLogFile={d}/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SwitchType=switch/none
+MpiDefault=none
+ReturnToService=2
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+NodeName={host} NodeAddr=127.0.0.1 CPUs=2 RealMemory=4000 State=UNKNOWN
+PartitionName=cpu Nodes={host} Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster(tmp_path_factory):
+    """A real single-node Slurm (Debian's slurmctld, slurmd and munge, which .ci/run installs) on loopback; yields
+    its slurm.conf. Elsewhere the test says why it cannot run."""
+    import shutil
+    import socket
+
+    daemons = ["/usr/sbin/munged", "/usr/sbin/slurmctld", "/usr/sbin/slurmd"]
+    if not all(os.path.exists(d) for d in daemons) or not shutil.which("sbatch"):
+        pytest.skip("no Slurm installed here (.ci/run installs Debian's slurmd, slurmctld, slurm-client, munge)")
+    if os.geteuid() != 0:
+        pytest.skip("starting slurmd needs root (CI runs as root)")
+    d = tmp_path_factory.mktemp("slurm")
+    for sub in ("state", "spool"):
+        (d / sub).mkdir()
+    host = socket.gethostname().split(".")[0]
+    conf = d / "slurm.conf"
+    conf.write_text(SLURM_CONF.format(host=host, d=d))
+    if subprocess.run("munge -n | unmunge", shell=True, capture_output=True).returncode != 0:
+        for folder in ("/run/munge", "/var/log/munge", "/var/lib/munge"):
+            os.makedirs(folder, exist_ok=True)
+            shutil.chown(folder, "munge", "munge")
+        if not os.path.exists("/etc/munge/munge.key"):
+            subprocess.run(["mungekey", "--create"], check=True)
+        shutil.chown("/etc/munge/munge.key", "munge", "munge")
+        subprocess.run(["su", "-s", "/bin/sh", "munge", "-c", "/usr/sbin/munged"], check=True, start_new_session=True)
+    env = dict(os.environ, SLURM_CONF=str(conf))
+    # in sessions of their own: nothing of this test's process group (signals, its end) reaches the jobs
+    subprocess.run(["/usr/sbin/slurmctld", "-f", str(conf)], check=True, env=env, start_new_session=True)
+    subprocess.run(["/usr/sbin/slurmd", "-f", str(conf)], check=True, env=env, start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        state = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, env=env).stdout.strip()
+        if state == "idle":
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"slurmd did not come up: {(d / 'slurmd.log').read_text()[-2000:]}")
+    yield conf
+    for daemon in ("slurmd", "slurmctld"):
+        pid = d / f"{daemon}.pid"
+        if pid.exists():
+            os.kill(int(pid.read_text()), signal.SIGTERM)
+
+
+def test_a_real_single_node_slurm_runs_the_shard_array_and_the_merge_job(
+    tmp_path, one_process, slurm_cluster, monkeypatch
+):
+    """The same command on a real Slurm (slurmctld + slurmd on this machine): queued, then written by the jobs."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster))
+    slurm = Executor(kind="slurm", partition="cpu", tasks=2, cpus_per_task=1, mem_per_cpu_gb=1)
+    summary = _write(tmp_path / "ds", executor=slurm)
+    assert len(summary.submitted) == 2 and not (tmp_path / "ds").exists()  # queued: nothing written yet
+    deadline = time.time() + 300
+    while not (tmp_path / "ds" / "meta" / "info.json").exists() and time.time() < deadline:
+        time.sleep(1)
+    logs = "\n".join(p.read_text()[-1500:] for p in sorted((tmp_path / "ds.slurm").rglob("*.out")))
+    assert (tmp_path / "ds").exists(), f"the Slurm jobs wrote no dataset; their output:\n{logs}"
+    _assert_same_dataset(tmp_path / "ds", one_process)
