@@ -43,7 +43,7 @@ def benchmark(
         "scale's torch threads (cpu scale: 1 thread, so --jobs 2 on 2 cores)",
     ),
     data_dir: Path = typer.Option(
-        None, help="where the recorded datasets live (shared between outputs) [default: OUTPUT/data]"
+        None, help="where the recorded datasets live (shared between outputs) \\[default: OUTPUT/data]"
     ),
 ) -> None:
     """Train every method on the same simulated data and evaluate each on held-out seeds.

@@ -23,7 +23,7 @@ EXECUTOR = typer.Option(
 )
 TASKS = typer.Option(
     None,
-    help="shards the write is cut into [default: one per process locally, one per 20 episodes on a cluster]",
+    help="shards the write is cut into \\[default: one per process locally, one per 20 episodes on a cluster]",
     rich_help_panel=PANEL,
 )
 PARTITION = typer.Option(None, help="slurm: the partition the tasks run on", rich_help_panel=PANEL)
@@ -32,11 +32,11 @@ CPUS = typer.Option(2, help="slurm, ray: CPUs per task (one writer keeps about t
 GPUS = typer.Option(0, help="slurm, ray: GPUs per task", rich_help_panel=PANEL)
 ENV_COMMAND = typer.Option(
     None,
-    help="slurm: shell line that sets up the environment on a node [default: activate this virtual environment]",
+    help="slurm: shell line that sets up the environment on a node \\[default: activate this virtual environment]",
     rich_help_panel=PANEL,
 )
 RAY_ADDRESS = typer.Option(
-    None, help="ray: address of a running cluster [default: start a local instance]", rich_help_panel=PANEL
+    None, help="ray: address of a running cluster \\[default: start a local instance]", rich_help_panel=PANEL
 )
 
 

@@ -44,7 +44,7 @@ def push(
     ),
     tasks: int = typer.Option(
         None,
-        help="upload a dataset's files in N parallel tasks, then commit once [default: one process]",
+        help="upload a dataset's files in N parallel tasks, then commit once \\[default: one process]",
         rich_help_panel=cluster.PANEL,
     ),
     ray_address: str = cluster.RAY_ADDRESS,

@@ -134,7 +134,7 @@ def _size(spec: str | None):
 
 
 ROOT = typer.Option(..., help="output folder of the new dataset (must not hold another dataset)")
-REPO = typer.Option(None, help="repo id written into the dataset [default: local/<format>]")
+REPO = typer.Option(None, help="repo id written into the dataset \\[default: local/<format>]")
 FPS = typer.Option(schema.DEFAULT_FPS, help="frames per second of the dataset's grid")
 SIZE = typer.Option(None, help="resize every camera to HxW (e.g. 224x224); default: keep the recorded size")
 WORKERS = typer.Option(
@@ -224,7 +224,7 @@ def rosbag(
     repo_id: str = REPO,
     mapping: Path = typer.Option(
         None,
-        help="topic mapping YAML [default: the packaged kinova_kortex.yaml: "
+        help="topic mapping YAML \\[default: the packaged kinova_kortex.yaml: "
         "/joint_states (joint_1..7 + robotiq_85_left_knuckle_joint), /camera/color/image_raw "
         "-> front]",
     ),
@@ -237,7 +237,7 @@ def rosbag(
     max_gap: float = typer.Option(
         None,
         help="seconds a topic may go silent (or its clock jump) before the bag is "
-        "refused (--skip-bad drops it) [default: 5 of the topic's own median periods]",
+        "refused (--skip-bad drops it) \\[default: 5 of the topic's own median periods]",
     ),
     split_at_gaps: bool = typer.Option(
         False,
@@ -300,14 +300,14 @@ def hdf5(
     repo_id: str = REPO,
     layout: str = typer.Option("auto", help="auto | aloha | robomimic"),
     fps: int = FPS,
-    source_fps: float = typer.Option(None, help="recording rate [default: aloha 50, robomimic 20]"),
+    source_fps: float = typer.Option(None, help="recording rate \\[default: aloha 50, robomimic 20]"),
     camera_map: str = typer.Option(
         None,
-        help="file camera -> dataset camera (overhead | front) [default: aloha "
+        help="file camera -> dataset camera (overhead | front) \\[default: aloha "
         "cam_high=overhead,cam_low=front; robomimic agentview=front]",
     ),
     image_size: str = SIZE,
-    task: str = typer.Option(None, help="task string [default: robomimic env_name, else 'demonstration']"),
+    task: str = typer.Option(None, help="task string \\[default: robomimic env_name, else 'demonstration']"),
     robot: str = typer.Option(
         "auto",
         help="robomimic: write state/action (yes), not (no), or when every arm has "

@@ -104,7 +104,7 @@ def add(
     executor: str = cluster.EXECUTOR,
     tasks: int = typer.Option(
         None,
-        help="tasks, each masking a share of the episodes with its own model [default: this process; on a "
+        help="tasks, each masking a share of the episodes with its own model \\[default: this process; on a "
         "cluster one task per 20 episodes]",
         rich_help_panel=cluster.PANEL,
     ),

@@ -10,7 +10,7 @@ from glam_lerobot.cli.errors import fail as _fail
 
 RECIPE_HELP = (
     "a recipe YAML file, or the name of a shipped recipe in pipelines/ (default, stack_two_cpu, "
-    "stack_two, stack_three, ...) [default: default]"
+    "stack_two, stack_three, ...) \\[default: default]"
 )
 
 
@@ -40,7 +40,7 @@ def run(
     recipe: str = typer.Argument(None, help=RECIPE_HELP),
     workdir: Path = typer.Option(
         None,
-        help="folder for every output and the stage markers [default: the recipe's "
+        help="folder for every output and the stage markers \\[default: the recipe's "
         "`workdir` variable, runs/<recipe name>]",
     ),
     set_: list[str] = typer.Option(None, "--set", help="override a recipe variable, e.g. --set seed=3 (repeatable)"),

@@ -34,7 +34,7 @@ def record(
     ),
     root: Path = typer.Option(..., help="output folder of the new dataset (must not hold another dataset)"),
     repo_id: str = typer.Option(
-        None, help="repo id written into the dataset [default: local/glam-sim-EMBODIMENT-TASK]"
+        None, help="repo id written into the dataset \\[default: local/glam-sim-EMBODIMENT-TASK]"
     ),
     image_size: int = typer.Option(schema.DEFAULT_IMAGE_SIZE, help="square camera frames, pixels"),
     masks: bool = typer.Option(

@@ -89,7 +89,7 @@ def train_wm(
     ),
     diagnose_every: int = typer.Option(250, help="log the alignment diagnostics every N steps"),
     image_size: int = typer.Option(
-        None, help="resize frames to this square size (multiple of 16) [default: the target's]"
+        None, help="resize frames to this square size (multiple of 16) \\[default: the target's]"
     ),
     save_every: int = typer.Option(500, help="checkpoint every N steps (resumable)"),
     log_every: int = typer.Option(10, help="append the loss terms to losses.jsonl every N steps"),
@@ -147,7 +147,7 @@ def relabel(
     world_model: Path = typer.Option(..., help="a world-model folder written by train-wm (or pulled from the Hub)"),
     mixture: Path = typer.Option(..., help="mixture YAML whose datasets get latent actions"),
     output: Path = typer.Option(..., help="output folder: datasets/<name>@<revision>/ and mixture/"),
-    revision: str = typer.Option(None, help="name of the new revisions [default: glam-latents-<weights sha256[:8]>]"),
+    revision: str = typer.Option(None, help="name of the new revisions \\[default: glam-latents-<weights sha256[:8]>]"),
     horizon: int = typer.Option(20, help="latent chunk length H of the merged dataset"),
     merged: bool = typer.Option(True, "--merged/--no-merged", help="also write the merged mixture dataset"),
     frames: str = typer.Option(
@@ -161,7 +161,7 @@ def relabel(
     executor: str = cluster.EXECUTOR,
     tasks: int = typer.Option(
         None,
-        help="inference tasks, each a share of whole episodes that loads the world model once [default: one "
+        help="inference tasks, each a share of whole episodes that loads the world model once \\[default: one "
         "process; on a cluster one task per 50 episodes]",
         rich_help_panel=cluster.PANEL,
     ),
@@ -207,7 +207,7 @@ def transfer(
     world_model: Path = typer.Option(..., help="a world-model folder written by train-wm"),
     root: list[Path] = typer.Option(..., help="a simulated dataset (any embodiment); repeat for several sources"),
     episodes: str = typer.Option(
-        None, help="episodes to replay, e.g. 0,3,5-9 (unseen by the world model) [default: all]"
+        None, help="episodes to replay, e.g. 0,3,5-9 (unseen by the world model) \\[default: all]"
     ),
     output: Path = typer.Option(Path("transfer"), help="folder for transfer.json and the PNG strips"),
 ) -> None:
@@ -233,7 +233,7 @@ def diagnose(
     aux: list[Path] = typer.Option(
         ..., help="auxiliary episodes recorded from the same seeds as TARGET; repeat for several sources"
     ),
-    output: Path = typer.Option(None, help="folder for diagnostics.json [default: the world-model folder]"),
+    output: Path = typer.Option(None, help="folder for diagnostics.json \\[default: the world-model folder]"),
     replay: bool = typer.Option(
         True, "--replay/--no-replay", help="also replay the decoded latents open-loop on the simulated Kinova (slower)"
     ),
