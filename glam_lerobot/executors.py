@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -112,8 +113,9 @@ def run(
     job ids (empty otherwise)."""
     from loguru import logger
 
-    steps = [RankStep(shard, f"{job_name}: write shard")]
-    finish_steps = [RankStep(finish, f"{job_name}: merge shards")] if finish else None
+    job_name = re.sub(r"[^A-Za-z0-9_.-]+", "-", job_name).strip("-")  # "recording kinova/lift": a Slurm job name
+    steps = [RankStep(shard, f"{job_name}: task")]
+    finish_steps = [RankStep(finish, f"{job_name}: after every task")] if finish else None
 
     logging_dir = Path(logging_dir)
     if executor.kind == "local":
