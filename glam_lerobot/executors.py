@@ -14,9 +14,12 @@ What each executor needs:
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -82,6 +85,21 @@ def completed(logging_dir: Path) -> set[int]:
     """Ranks datatrove has marked finished."""
     folder = Path(logging_dir) / "completions"
     return {int(p.name) for p in folder.iterdir()} if folder.is_dir() else set()
+
+
+def refuse_if_queued(logging_dir: Path) -> None:
+    """A Slurm run's jobs still queued or running (squeue knows them): running the command again would queue the
+    same tasks twice, or remove files they are writing."""
+    record = Path(logging_dir) / "queued.json"
+    if not record.is_file() or not shutil.which("squeue"):
+        return
+    ids = json.loads(record.read_text())
+    alive = subprocess.run(["squeue", "-h", "-o", "%A", "-j", ",".join(ids)], capture_output=True, text=True).stdout
+    if alive.split():
+        raise FileExistsError(
+            f"Slurm jobs {', '.join(ids)} of this run are still queued or running (squeue); wait for them to end, "
+            f"or `scancel {' '.join(ids)}` and run the command again"
+        )
 
 
 class RankStep(PipelineStep):
@@ -177,7 +195,9 @@ def run(
         **common,
     )
     merge.run()  # queues the shards first (its dependency), then itself with --dependency=afterok:<shards>
-    return [str(shards.job_id), str(merge.job_id)]
+    ids = [str(shards.job_id), str(merge.job_id)]
+    (logging_dir / "queued.json").write_text(json.dumps(ids))  # for refuse_if_queued
+    return ids
 
 
 class QuietLocal(LocalPipelineExecutor):

@@ -366,6 +366,7 @@ def write_dataset(
         replace_root = True
     work = root.with_name(root.name + ".partial")
     plan_file = work / "plan.json"
+    executors.refuse_if_queued(root.with_name(root.name + ".slurm"))  # before anything of it is touched
     old_tasks = None
     if work.exists():
         old_plan = json.loads(plan_file.read_text()) if plan_file.is_file() else {}

@@ -231,6 +231,8 @@ def test_a_real_single_node_slurm_runs_the_shard_array_and_the_merge_job(
     slurm = Executor(kind="slurm", partition="cpu", tasks=2, cpus_per_task=1, mem_per_cpu_gb=1)
     summary = _write(tmp_path / "ds", executor=slurm)
     assert len(summary.submitted) == 2 and not (tmp_path / "ds").exists()  # queued: nothing written yet
+    with pytest.raises(FileExistsError, match="still queued or running"):  # the same command again, too early
+        _write(tmp_path / "ds", executor=slurm)
     deadline = time.time() + 300
     while not (tmp_path / "ds" / "meta" / "info.json").exists() and time.time() < deadline:
         time.sleep(1)

@@ -283,6 +283,7 @@ class MaskJob:
         tasks = min(executor.tasks or -(-n_eps // MASK_EPISODES_PER_TASK), n_eps)
         self.bounds = executors.shard_bounds(n_eps, tasks)
         logs = self.work / "logs" if executor.waits else self.output.with_name(self.output.name + ".masks-slurm")
+        executors.refuse_if_queued(self.output.with_name(self.output.name + ".masks-slurm"))
         shutil.rmtree(logs, ignore_errors=True)  # the episode cache, not datatrove's markers, says what is done
         ids = executors.run(
             executor, self.task, tasks, tasks, logs, finish=None if executor.waits else self.finish, job_name="masks"

@@ -259,9 +259,11 @@ class RelabelJob:
         tasks = executor.tasks or -(-len(self.units) // RELABEL_EPISODES_PER_TASK)
         tasks = min(tasks, len(self.units))
         self.bounds = executors.shard_bounds(len(self.units), tasks)
-        shutil.rmtree(self.work, ignore_errors=True)  # latents of an earlier, unfinished relabel: recomputed
-        self.work.mkdir(parents=True)
         logs = self.work / "logs" if executor.waits else self.output.with_name(self.output.name + ".relabel-slurm")
+        executors.refuse_if_queued(self.output.with_name(self.output.name + ".relabel-slurm"))
+        shutil.rmtree(self.work, ignore_errors=True)  # latents of an earlier, unfinished relabel: recomputed
+        shutil.rmtree(logs, ignore_errors=True)
+        self.work.mkdir(parents=True)
         workers = resolve_workers(self.workers, len(self.units))
         ids = executors.run(
             executor,
