@@ -1,14 +1,16 @@
-"""Where a write's shards run: datatrove's executors, on this machine (local), a Slurm cluster or a Ray cluster.
+"""Where heavy work runs: datatrove's executors, on this machine (local), a Slurm cluster or a Ray cluster.
 
-The writer (writing.py) cuts its episodes into shards. Each shard is one datatrove task ("rank") that writes one
-small LeRobot dataset; one more task merges them into the result. datatrove starts the tasks, marks each finished
-one (`<work>/logs/completions/NNNNN`) and skips finished ones when the same command runs again: that is the resume.
-What each executor needs:
+A job is cut into tasks ("ranks"), each a function of its rank, and optionally one more task after all of them.
+The writer (writing.py): each task writes one shard as a small LeRobot dataset, the last merges them. relabel:
+each task labels a share of the episodes, the last writes the revisions. masks add: each task masks a share of
+the episodes, the last writes the revision. push: each task pre-uploads a share of the files. datatrove starts
+the tasks, marks each finished one (`<logs>/completions/NNNNN`) and skips finished ones when the same command
+runs again: that is the resume. What each executor needs:
 
 - local (default): `--workers` processes on this machine (`auto`: one per two cores, 1 for small jobs).
-- slurm: a partition and a time limit; one job array for the shards and a dependent job for the merge. The work
-  folder must be on a filesystem the nodes share, and the nodes must run the same environment (`--env-command`,
-  default: activate this virtual environment).
+- slurm: a partition and a time limit; one job array for the tasks and a dependent job for the last one. The
+  work folder must be on a filesystem the nodes share, and the nodes must run the same environment
+  (`--env-command`, default: activate this virtual environment).
 - ray: the address of a running cluster (`--ray-address`), or none to start a local instance.
 """
 
