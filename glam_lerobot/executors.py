@@ -89,6 +89,14 @@ def completed(logging_dir: Path) -> set[int]:
     return {int(p.name) for p in folder.iterdir()} if folder.is_dir() else set()
 
 
+def logging_dir(executor: Executor, work: Path, slurm_dir: Path) -> Path:
+    """Where datatrove keeps a run's logs and completion markers: inside the work folder, except on Slurm, where
+    the last job removes that folder while it still writes its own logs (`slurm_dir` stays as the run's record).
+    Refuses to go on while the jobs of an earlier Slurm run there are still queued or running."""
+    refuse_if_queued(slurm_dir)
+    return work / "logs" if executor.waits else slurm_dir
+
+
 def refuse_if_queued(logging_dir: Path) -> None:
     """A Slurm run's jobs still queued or running (squeue knows them): running the command again would queue the
     same tasks twice, or remove files they are writing."""
@@ -128,14 +136,13 @@ def run(
     finish: Callable[[int], None] | None = None,
     job_name: str = "glam-lerobot",
 ) -> list[str]:
-    """Run `shard(rank)` for every rank in range(tasks) as datatrove tasks, then `finish(0)` as one task after all
-    of them. local and ray return when everything has run; slurm returns once both jobs are queued, with their
-    job ids (empty otherwise)."""
+    """Run `shard(rank)` for every rank in range(tasks) as datatrove tasks. local and ray return when every task
+    has run (empty list), and the caller does what comes after them itself; slurm queues the tasks and `finish(0)`
+    as a job that waits for them, and returns the two job ids."""
     from loguru import logger
 
     job_name = re.sub(r"[^A-Za-z0-9_.-]+", "-", job_name).strip("-")  # "recording kinova/lift": a Slurm job name
     steps = [RankStep(shard, f"{job_name}: task")]
-    finish_steps = [RankStep(finish, f"{job_name}: after every task")] if finish else None
 
     logging_dir = Path(logging_dir)
     if executor.kind == "local":
@@ -148,8 +155,6 @@ def run(
         logger.disable("datatrove")  # its per-task banners and stats tables would bury the progress bar
         try:
             _quiet_local(steps, tasks, min(workers, tasks), logging_dir).run()
-            if finish_steps:
-                _quiet_local(finish_steps, 1, 1, logging_dir / "finish").run()
         finally:
             logger.enable("datatrove")
         return []
@@ -165,9 +170,9 @@ def run(
             "mem_per_cpu_gb": executor.mem_per_cpu_gb,
         }
         RayPipelineExecutor(steps, tasks=tasks, logging_dir=str(logging_dir), **common).run()
-        if finish_steps:
-            RayPipelineExecutor(finish_steps, tasks=1, logging_dir=str(logging_dir / "finish"), **common).run()
         return []
+    if finish is None:
+        raise ValueError("a Slurm run needs `finish`: what runs once every task has")
     from datatrove.executor.slurm import SlurmPipelineExecutor
 
     common = {
@@ -179,6 +184,10 @@ def run(
         "sbatch_args": dict(executor.sbatch_args),
         "qos": None,  # the cluster's default
         "mail_type": "NONE",
+        # one task per job, on one node: the batch script runs it itself. Through `srun` the batch script was
+        # seen to end (exit 0) while its step still ran, which cancels the step (about 1 run in 4 on the test
+        # cluster, always the merge job)
+        "with_srun": False,
     }
     shards = SlurmPipelineExecutor(
         steps,
@@ -189,7 +198,7 @@ def run(
         **common,
     )
     merge = SlurmPipelineExecutor(
-        finish_steps or [],
+        [RankStep(finish, f"{job_name}: after every task")],
         tasks=1,
         job_name=f"{job_name}-merge",
         logging_dir=str(logging_dir / "finish"),

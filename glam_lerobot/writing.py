@@ -366,7 +366,7 @@ def write_dataset(
         replace_root = True
     work = root.with_name(root.name + ".partial")
     plan_file = work / "plan.json"
-    executors.refuse_if_queued(root.with_name(root.name + ".slurm"))  # before anything of it is touched
+    logs = executors.logging_dir(executor, work, root.with_name(root.name + ".slurm"))  # before anything is touched
     old_tasks = None
     if work.exists():
         old_plan = json.loads(plan_file.read_text()) if plan_file.is_file() else {}
@@ -379,9 +379,6 @@ def write_dataset(
                     "discard it and start again, or rerun the interrupted command to finish it"
                 )
             shutil.rmtree(work)
-    # datatrove's logs and completion markers: inside the work folder, except on Slurm, where the merge task
-    # removes that folder while its own job still writes there (they stay beside the dataset, as the run's record)
-    logs = work / "logs" if executor.waits else root.with_name(root.name + ".slurm")
     if not work.exists():
         shutil.rmtree(logs, ignore_errors=True)  # markers of an earlier, finished or discarded write
     work.mkdir(parents=True, exist_ok=True)

@@ -180,16 +180,16 @@ PartitionName=cpu Nodes={host} Default=YES MaxTime=INFINITE State=UP
 
 @pytest.fixture(scope="module")
 def slurm_cluster(tmp_path_factory):
-    """A real single-node Slurm (Debian's slurmctld, slurmd and munge, which .ci/run installs) on loopback; yields
-    its slurm.conf. Elsewhere the test says why it cannot run."""
+    """A real single-node Slurm (Debian's slurmctld, slurmd and munge: a requirement of the tests, which .ci/run
+    installs) on loopback; yields its slurm.conf."""
     import shutil
     import socket
 
     daemons = ["/usr/sbin/munged", "/usr/sbin/slurmctld", "/usr/sbin/slurmd"]
     if not all(os.path.exists(d) for d in daemons) or not shutil.which("sbatch"):
-        pytest.skip("no Slurm installed here (.ci/run installs Debian's slurmd, slurmctld, slurm-client, munge)")
+        pytest.fail("no Slurm here: `apt-get install slurmctld slurmd slurm-client munge` (as .ci/run does)")
     if os.geteuid() != 0:
-        pytest.skip("starting slurmd needs root (CI runs as root)")
+        pytest.skip("starting slurmd and munged needs root, which CI has (the stand-in Slurm test runs anyway)")
     d = tmp_path_factory.mktemp("slurm")
     for sub in ("state", "spool"):
         (d / sub).mkdir()

@@ -280,14 +280,11 @@ class MaskJob:
     def run_on(self, executor, n_eps: int) -> MaskSummary | None:
         from glam_lerobot import executors
 
-        tasks = min(executor.tasks or -(-n_eps // MASK_EPISODES_PER_TASK), n_eps)
+        tasks = executors.task_count(executor, n_eps, 1, None, MASK_EPISODES_PER_TASK)
         self.bounds = executors.shard_bounds(n_eps, tasks)
-        logs = self.work / "logs" if executor.waits else self.output.with_name(self.output.name + ".masks-slurm")
-        executors.refuse_if_queued(self.output.with_name(self.output.name + ".masks-slurm"))
+        logs = executors.logging_dir(executor, self.work, self.output.with_name(self.output.name + ".masks-slurm"))
         shutil.rmtree(logs, ignore_errors=True)  # the episode cache, not datatrove's markers, says what is done
-        ids = executors.run(
-            executor, self.task, tasks, tasks, logs, finish=None if executor.waits else self.finish, job_name="masks"
-        )
+        ids = executors.run(executor, self.task, tasks, tasks, logs, finish=self.finish, job_name="masks")
         if ids:
             return MaskSummary(self.output, self.revision, n_eps, 0, {}, self.resumed, 0.0, submitted=ids, logs=logs)
         return self.finish()

@@ -256,23 +256,15 @@ class RelabelJob:
         from glam_lerobot import executors
         from glam_lerobot.writing import resolve_workers
 
-        tasks = executor.tasks or -(-len(self.units) // RELABEL_EPISODES_PER_TASK)
-        tasks = min(tasks, len(self.units))
+        workers = resolve_workers(self.workers, len(self.units))
+        tasks = executors.task_count(executor, len(self.units), workers, None, RELABEL_EPISODES_PER_TASK)
         self.bounds = executors.shard_bounds(len(self.units), tasks)
-        logs = self.work / "logs" if executor.waits else self.output.with_name(self.output.name + ".relabel-slurm")
-        executors.refuse_if_queued(self.output.with_name(self.output.name + ".relabel-slurm"))
+        logs = executors.logging_dir(executor, self.work, self.output.with_name(self.output.name + ".relabel-slurm"))
         shutil.rmtree(self.work, ignore_errors=True)  # latents of an earlier, unfinished relabel: recomputed
         shutil.rmtree(logs, ignore_errors=True)
         self.work.mkdir(parents=True)
-        workers = resolve_workers(self.workers, len(self.units))
         ids = executors.run(
-            executor,
-            self.infer_task,
-            tasks,
-            workers,
-            logs,
-            finish=None if executor.waits else self.finish_task,
-            job_name="relabel",
+            executor, self.infer_task, tasks, workers, logs, finish=self.finish_task, job_name="relabel"
         )
         if ids:
             return RelabelSummary(submitted=ids, tasks=tasks, logs=logs, output=self.output)
