@@ -412,6 +412,9 @@ def _push_folder(
     return summary
 
 
+PRE_UPLOAD_FILES_PER_TASK = 200  # a Ray task's share when --tasks is not given
+
+
 @dataclass
 class PreUpload:
     """A push's LFS uploads as datatrove tasks: task r hashes and uploads its share of the files."""
@@ -429,7 +432,7 @@ class PreUpload:
 
         from glam_lerobot import executors
 
-        tasks = min(executor.tasks or max(1, len(self.files) // 200), len(self.files))
+        tasks = executors.task_count(executor, len(self.files), 1, None, PRE_UPLOAD_FILES_PER_TASK)
         self.bounds = executors.shard_bounds(len(self.files), tasks)
         with tempfile.TemporaryDirectory(prefix="glam-push-") as logs:  # 0700: the pickled task holds the token
             executors.run(executor, self.task, tasks, tasks, Path(logs), job_name="push")
