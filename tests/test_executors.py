@@ -98,22 +98,15 @@ for task in range(first, last + 1):
     subprocess.run(["bash", "-c", script], env=dict(env, SLURM_ARRAY_TASK_ID=str(task)), check=True)
 print(f"Submitted batch job {{job}}")
 """
-FAKE_SRUN = """#!{python}
-import os, sys
-args = sys.argv[1:]
-while args[0].startswith("-"):
-    args = args[2:] if args[0] in ("-n", "-N") else args[1:]
-os.execvp(args[0], args)
-"""
 FAKE_SCONTROL = "#!/bin/sh\necho localhost\n"
 
 
 @pytest.fixture
 def stand_in_slurm(tmp_path, monkeypatch):
-    """sbatch, srun and scontrol stand-ins on PATH; returns the folder where sbatch keeps each job's script."""
+    """sbatch and scontrol stand-ins on PATH; returns the folder where sbatch keeps each job's script."""
     bin_dir, spool = tmp_path / "bin", tmp_path / "spool"
     bin_dir.mkdir()
-    for name, text in {"sbatch": FAKE_SBATCH, "srun": FAKE_SRUN, "scontrol": FAKE_SCONTROL}.items():
+    for name, text in {"sbatch": FAKE_SBATCH, "scontrol": FAKE_SCONTROL}.items():
         (bin_dir / name).write_text(text.format(python=sys.executable, spool=str(spool)))
         (bin_dir / name).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
