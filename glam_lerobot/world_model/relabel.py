@@ -151,6 +151,13 @@ def action_chunks(
     return chunk.reshape(n, -1).astype(np.float32), pad.astype(np.float32)
 
 
+def action_chunk_features(action_dim: int, horizon: int = HORIZON) -> dict[str, dict]:
+    return {
+        schema.ACTION_CHUNK: {"dtype": "float32", "shape": (horizon * action_dim,), "names": None},
+        schema.ACTION_CHUNK_IS_PAD: {"dtype": "float32", "shape": (horizon,), "names": None},
+    }
+
+
 def latent_features(latent_dim: int) -> dict[str, dict]:
     return {
         schema.LATENT: {"dtype": "float32", "shape": (latent_dim,), "names": [f"z{i}" for i in range(latent_dim)]},
@@ -370,9 +377,7 @@ def merged_features(
     feats.update(latent_features(latent_dim))
     feats[schema.LATENT_CHUNK] = {"dtype": "float32", "shape": (horizon * latent_dim,), "names": None}
     feats[schema.LATENT_CHUNK_IS_PAD] = {"dtype": "float32", "shape": (horizon,), "names": None}
-    action_dim = feats[schema.ACTION]["shape"][0]
-    feats[schema.ACTION_CHUNK] = {"dtype": "float32", "shape": (horizon * action_dim,), "names": None}
-    feats[schema.ACTION_CHUNK_IS_PAD] = {"dtype": "float32", "shape": (horizon,), "names": None}
+    feats.update(action_chunk_features(feats[schema.ACTION]["shape"][0], horizon))
     feats[schema.SOURCE] = {"dtype": "int64", "shape": (1,), "names": None}
     feats[schema.ACTION_IS_REAL] = {"dtype": "float32", "shape": (1,), "names": None}
     return feats
