@@ -683,6 +683,47 @@ def scaling_summary(results: list[dict], scale: Scale) -> dict:
     return {m: {str(k): v for k, v in sorted(points.items())} for m, points in curves.items()}
 
 
+def substitution(curves: dict) -> dict | None:
+    """Figure 4's claim, "auxiliary data substitutes for target data": GLAM-O with the most auxiliary episodes
+    against MIP with the most target episodes (difference, Newcombe-Wilson 95%, and whether GLAM-O's rate lies in
+    MIP's Wilson interval)."""
+    if not curves.get("mip") or not curves.get("glam_o"):
+        return None
+    glam = max(curves["glam_o"].values(), key=lambda p: p["aux_episodes"])
+    mip = max(curves["mip"].values(), key=lambda p: p["target_episodes"])
+    d, lo, hi = stats.newcombe_wilson(glam["k"], glam["n"], mip["k"], mip["n"])
+    return {
+        "glam_o": glam,
+        "mip": mip,
+        "difference": d,
+        "newcombe_wilson95": [lo, hi],
+        "within_mip_interval": mip["wilson95"][0] <= glam["rate"] <= mip["wilson95"][1],
+    }
+
+
+def scaling_markdown(curves: dict) -> str:
+    lines = ["", "## Data scaling (Figure 4)", "", "| policy | target | auxiliary | successes | rate | 95% Wilson |"]
+    lines.append("|---|---|---|---|---|---|")
+    for m in ("mip", "glam_o"):
+        for p in sorted(curves.get(m, {}).values(), key=lambda p: (p["target_episodes"], p["aux_episodes"])):
+            lines.append(
+                f"| {LABELS[m]} | {p['target_episodes']} | {p['aux_episodes']} | {p['k']}/{p['n']} | "
+                f"{p['rate']:.1%} | [{p['wilson95'][0]:.1%}, {p['wilson95'][1]:.1%}] |"
+            )
+    sub = curves.get("substitution")
+    if sub:
+        g, m = sub["glam_o"], sub["mip"]
+        lines += [
+            "",
+            f"GLAM-O on {g['target_episodes']} + {g['aux_episodes']} minus MIP on {m['target_episodes']} target "
+            f"episodes: {sub['difference']:+.1%}, 95% Newcombe-Wilson [{sub['newcombe_wilson95'][0]:+.1%}, "
+            f"{sub['newcombe_wilson95'][1]:+.1%}]; GLAM-O's rate is "
+            + ("inside" if sub["within_mip_interval"] else "outside")
+            + " MIP's Wilson interval.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
 def scaling_plot(curves: dict, path: Path, title: str) -> None:
     import matplotlib
 
@@ -691,6 +732,7 @@ def scaling_plot(curves: dict, path: Path, title: str) -> None:
 
     fig, ax = plt.subplots(figsize=(5, 3.6))
     top = max((int(k) for points in curves.values() for k in points), default=1)
+    curves = {m: curves.get(m, {}) for m in ("mip", "glam_o")}
     for m, label, colour, shift in (
         ("mip", "MIP: more target episodes", "tab:gray", -0.01 * top),
         ("glam_o", "GLAM-O: target + more auxiliary", "tab:green", 0.01 * top),
@@ -794,6 +836,9 @@ def run_benchmark(
             or (run.method == "glam_o" and run.target_chunks == 1 and not run.third)
         ]
         report["scaling"] = scaling_summary(scaling_results, sc)
+        report["scaling"]["substitution"] = substitution(report["scaling"])
+        with open(out / "results.md", "a") as f:
+            f.write(scaling_markdown(report["scaling"]))
         scaling_plot(report["scaling"], out / "scaling.png", f"{task}: data scaling ({sc.name} scale)")
     tmp = out / "results.json.tmp"
     tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from glam_lerobot import stats
+from glam_lerobot import benchmark, stats
+from glam_lerobot.world_model.frames import read_numeric
 
 
 # --- intervals, against published hand-computed values ------------------------------------------------------------
@@ -53,6 +55,26 @@ def test_summary_pools_seeds_and_compares_glam_o_with_the_best_baseline():
 
 
 # --- a micro run, end to end, twice ---------------------------------------------------------------------------------
+def test_the_scaling_report_asks_whether_auxiliary_data_substitutes_for_target_data():
+    scale = benchmark.SCALES["starved"]
+
+    def result(method, target, aux, k):
+        return {"method": method, "target_chunks": target, "aux_chunks": aux, "k": k, "n": 100}
+
+    results = [result("mip", 1, 0, 30), result("mip", 5, 0, 70), result("glam_o", 1, 0, 25), result("glam_o", 1, 8, 66)]
+    curves = benchmark.scaling_summary(results, scale)
+    assert curves["mip"]["50"]["target_episodes"] == 50 and curves["glam_o"]["90"]["aux_episodes"] == 80
+    sub = benchmark.substitution(curves)
+    # GLAM-O on 10 + 80 against MIP on 50 (not the 10-episode MIP, not GLAM-O without auxiliary data)
+    assert (sub["glam_o"]["k"], sub["mip"]["k"]) == (66, 70) and sub["difference"] == pytest.approx(-0.04)
+    assert sub["within_mip_interval"] and sub["newcombe_wilson95"][0] < 0 < sub["newcombe_wilson95"][1]
+    curves["substitution"] = sub
+    text = benchmark.scaling_markdown(curves)
+    assert "| GLAM-O | 10 | 80 | 66/100 |" in text and "inside MIP's Wilson interval" in text
+    results[-1] = result("glam_o", 1, 8, 40)
+    assert not benchmark.substitution(benchmark.scaling_summary(results, scale))["within_mip_interval"]
+
+
 def test_micro_benchmark_runs_end_to_end_and_the_second_run_reuses_the_cache(tmp_path, monkeypatch):
     from glam_lerobot.cli import app
 
@@ -88,6 +110,12 @@ def test_micro_benchmark_runs_end_to_end_and_the_second_run_reuses_the_cache(tmp
     assert (glam_o / "policy" / "checkpoints" / "last" / "pretrained_model").is_dir()
     assert json.loads((glam_o / "wm" / "config.json").read_text())["model"]["input"] == "masks"
     assert not (out / "runs" / "mip-t1-a0" / "seed-0" / "wm").exists()
+    # MIP trains on the target data plus its per-frame action chunks (row t: actions t, t+1, ... of its episode)
+    chunked = read_numeric(out / "data" / "target-000@chunks", ["action", "chunk.action", "chunk.action_is_pad"])
+    action, pad = chunked["action"], chunked["chunk.action_is_pad"]
+    chunk = chunked["chunk.action"].reshape(len(action), -1, action.shape[1])
+    assert np.allclose(chunk[:, 0], action) and np.allclose(chunk[:-1, 1], action[1:])
+    assert pad[-1, 1:].all() and not pad[0, :2].any() and np.allclose(chunk[-1, 1:], action[-1])
     eval_seeds = {tuple(r["eval_seeds"]) for r in report["runs"]}
     assert len(eval_seeds) == 1 and min(next(iter(eval_seeds))) >= 9_000_000  # the same held-out seeds for all
     stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*") if p.is_file()}
@@ -107,7 +135,6 @@ def test_a_failing_run_does_not_stop_the_others_and_is_named(tmp_path, monkeypat
     """The benchmark's runs are recipes on the pipeline runner (run_recipes); one that fails is reported by name."""
     from types import SimpleNamespace
 
-    from glam_lerobot import benchmark
     from glam_lerobot.pipeline import runner
 
     def fake_run_recipe(recipe, console=None, progress=True):
