@@ -1,7 +1,7 @@
-"""Faster equivalents of two LeRobot 0.6 writer internals that cost more than writing the data itself.
+"""Faster equivalents of three LeRobot 0.6 writer internals that cost more than writing the data itself.
 
 Every dataset this toolkit writes goes through LeRobot's own create / add_frame / save_episode, which spends most
-of its time in two places (measured with `sim record`, `ingest umi` and `relabel`):
+of its time in three places (measured with `sim record`, `ingest umi` and `relabel`):
 
 1. `compute_stats.RunningQuantileStats`. Per frame of every camera it casts the pixels to float32 and bins them
    into 5,000-bin histograms with `np.histogram` (1.6 ms per 96 px frame, 8.1 ms at 224 px, against 0.6 ms to
@@ -14,16 +14,24 @@ of its time in two places (measured with `sim record`, `ingest umi` and `relabel
 2. `io_utils.embed_images`, which embeds the PNG bytes of `image` features with `datasets.map(...,
    batched=False)`: one Arrow schema round trip per row (3.4 ms per frame). The same function over batches of
    rows writes the same table.
+3. `DatasetWriter._save_episode_data`, which turns each episode's buffer into its Arrow table through
+   `datasets.Dataset.from_dict`: per episode, a few hundred `datasets.Features` objects and ~50,000 recursive
+   `require_decoding` calls (0.2-0.3 s an episode, most of the merged mixture's write in relabel). `EpisodeTable`
+   builds the same table with pyarrow (`arrow_column`); the writer only asks the result for its length and table.
 
-`install()` puts both in place in this process: LeRobot's streaming encoder and `compute_episode_stats` look the
-stats class up at call time, the writer calls `embed_images` through its module and `dataset_tools.add_features`
-(relabel's new revisions) imports it when called. The writer installs them
-before it creates a dataset. Written against lerobot 0.6.x; anything else is left alone.
+`install()` puts them in place in this process: LeRobot's streaming encoder and `compute_episode_stats` look the
+stats class up at call time, the writer calls `embed_images` and `datasets.Dataset.from_dict` through its module's
+names. The writer installs them before it creates a dataset. Written against lerobot 0.6.x; anything else is left
+alone.
 """
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import datasets
 import numpy as np
+import pyarrow as pa
 from lerobot.datasets import compute_stats, dataset_writer, io_utils
 
 _LeRobotStats = compute_stats.RunningQuantileStats
@@ -107,10 +115,54 @@ class FastQuantileStats(_LeRobotStats):
         return results
 
 
+def arrow_column(values, feature, arrow_type: pa.DataType) -> pa.Array:
+    """`values` (one per row) as the Arrow column `datasets` builds for `feature`, without `datasets.Dataset`."""
+    if isinstance(feature, datasets.Image):  # arrays or paths -> {bytes, path}; paths are embedded later
+        return pa.array([feature.encode_example(v) for v in values], type=arrow_type)
+    values = np.ascontiguousarray(values)
+    if isinstance(feature, datasets.Value):
+        return pa.array(values.reshape(len(values))).cast(arrow_type)
+    flat = values.reshape(len(values), -1)
+    if pa.types.is_fixed_size_list(arrow_type) and arrow_type.list_size == flat.shape[1] and values.ndim == 2:
+        return pa.FixedSizeListArray.from_arrays(pa.array(flat.ravel()), flat.shape[1]).cast(arrow_type)
+    # other shapes (2-D arrays): datasets' own encoding, slower
+    ds = datasets.Dataset.from_dict({"c": list(values)}, features=datasets.Features({"c": feature}))
+    return ds.data.column("c").combine_chunks().cast(arrow_type)
+
+
+class EpisodeTable:
+    """The `datasets.Dataset` LeRobot's writer builds per episode, as far as it uses it: a length and a table."""
+
+    def __init__(self, table: pa.Table):
+        self.table = table
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def with_format(self, *_args, **_kwargs) -> EpisodeTable:
+        return self
+
+    def __getitem__(self, key):
+        if key != slice(None):
+            raise KeyError(key)
+        return self.table
+
+    @classmethod
+    def from_dict(cls, mapping: dict, features: datasets.Features, split=None) -> EpisodeTable:
+        schema = features.arrow_schema
+        columns = [arrow_column(mapping[name], features[name], schema.field(name).type) for name in schema.names]
+        return cls(pa.Table.from_arrays(columns, schema=schema))
+
+
+_writer_datasets = SimpleNamespace(Dataset=EpisodeTable)  # the writer's `datasets` name: only Dataset.from_dict
+
+
 def embed_images(dataset):
     """io_utils.embed_images over batches of rows instead of one row at a time (the same table)."""
     from datasets.table import embed_table_storage
 
+    if isinstance(dataset, EpisodeTable):
+        return EpisodeTable(embed_table_storage(dataset.table))
     format = dataset.format
     dataset = dataset.with_format("arrow").map(embed_table_storage, batched=True, batch_size=256)
     return dataset.with_format(**format)
@@ -123,11 +175,13 @@ def install() -> None:
     if not lerobot.__version__.startswith("0.6."):
         return  # written against 0.6.x internals; another version keeps its own code
     compute_stats.RunningQuantileStats = FastQuantileStats
-    io_utils.embed_images = embed_images  # dataset_tools (add_features: relabel's revisions) imports it at call time
+    io_utils.embed_images = embed_images
     dataset_writer.embed_images = embed_images
+    dataset_writer.datasets = _writer_datasets
 
 
 def uninstall() -> None:
     """LeRobot's own code again (the benchmarks' stock baseline)."""
     compute_stats.RunningQuantileStats = _LeRobotStats
     io_utils.embed_images = dataset_writer.embed_images = _lerobot_embed_images
+    dataset_writer.datasets = datasets

@@ -198,21 +198,32 @@ def _write_shard(
 
     writer_speedups.install()  # LeRobot's stats and image embedding cost more than the writing: writer_speedups.py
     use_videos = any(ft["dtype"] == "video" for ft in features.values())
-    # Streaming encoding feeds frames to the video encoder as they arrive (threads, no PNG staging and no
-    # forked encoder processes, which crash once torch has started its thread pools).
-    ds = LeRobotDataset.create(
-        repo_id,
-        fps,
-        features,
-        root=shard_dir,
-        robot_type=robot_type,
-        use_videos=use_videos,
-        video_backend="pyav",
-        streaming_encoding=use_videos,
-        # LeRobot drops a frame (with only a warning) when the encoder queue stays full for 0.1 s, as it does on a
-        # busy CPU; offline writing must never lose frames, so the queue is unbounded (0), holding at most an episode.
-        encoder_queue_maxsize=0,
-    )
+    if use_videos:
+        # Streaming encoding feeds frames to the video encoder as they arrive (threads, no PNG staging and no
+        # forked encoder processes, which crash once torch has started its thread pools).
+        ds = LeRobotDataset.create(
+            repo_id,
+            fps,
+            features,
+            root=shard_dir,
+            robot_type=robot_type,
+            use_videos=True,
+            video_backend="pyav",
+            streaming_encoding=True,
+            # LeRobot drops a frame (with only a warning) when the encoder queue stays full for 0.1 s, as it does on
+            # a busy CPU; offline writing must never lose frames, so the queue is unbounded (0): at most an episode.
+            encoder_queue_maxsize=0,
+        )
+
+        def save(data: dict[str, np.ndarray], task: str) -> None:
+            for t in range(len(next(iter(data.values())))):
+                ds.add_frame({**{k: v[t] for k, v in data.items()}, "task": task})
+            ds.save_episode()
+    else:  # no video to encode: the same files without LeRobot's per-frame PNG staging (arrow_episodes.py)
+        from glam_lerobot.arrow_episodes import ArrowEpisodeWriter
+
+        ds = ArrowEpisodeWriter(shard_dir, repo_id, fps, features, robot_type)
+        save = ds.save_episode
     skipped, bad, warnings, frames, episodes, written = [], [], [], 0, 0, []
 
     # Episode k+1 is produced (decoded, simulated, rendered) in a thread while LeRobot encodes and saves episode
@@ -243,9 +254,7 @@ def _write_shard(
             else:
                 for part, data in zip(parts, checked, strict=True):
                     length = len(next(iter(data.values())))
-                    for t in range(length):
-                        ds.add_frame({**{k: v[t] for k, v in data.items()}, "task": part["task"]})
-                    ds.save_episode()
+                    save(data, part["task"])
                     episodes, frames = episodes + 1, frames + length
                     written.append(index)
                     warnings += [f"{file} episode {episode_id}: {w}" for w in part.get("warnings", [])]
@@ -625,17 +634,14 @@ def restore_single_writer_layout(root: Path) -> None:
     from lerobot.datasets.feature_utils import get_hf_features_from_features
     from lerobot.datasets.io_utils import write_stats
 
+    from glam_lerobot.revisions import write_by_episode
+
     info = json.loads((root / "meta" / "info.json").read_text())
     features = {k: {**ft, "shape": tuple(ft["shape"])} for k, ft in info["features"].items()}
     schema = get_hf_features_from_features(features).arrow_schema
     for path in sorted((root / "data").glob("*/*.parquet")):
         table = pq.read_table(path).select(schema.names).cast(schema)
-        table = pa.Table.from_arrays(table.columns, schema=schema)  # the schema's own metadata, not pandas'
-        episode = np.asarray(table["episode_index"])
-        starts = np.flatnonzero(np.r_[True, episode[1:] != episode[:-1], True])
-        with pq.ParquetWriter(path, schema=schema, compression="snappy", use_dictionary=True) as writer:
-            for a, b in zip(starts[:-1], starts[1:], strict=True):
-                writer.write_table(table.slice(a, b - a))
+        write_by_episode(pa.Table.from_arrays(table.columns, schema=schema), path)  # the schema's metadata, not pandas'
 
     stats = None
     for path in sorted((root / "meta" / "episodes").glob("*/*.parquet")):

@@ -100,3 +100,42 @@ def test_a_revision_that_fails_validation_is_not_renamed_into_place(tmp_path):
             command="test",
         )
     assert not (tmp_path / "kinova@bad").exists()
+
+
+def test_a_revision_holds_the_tables_lerobots_own_add_features_writes(tmp_path):
+    """The revision's data files are written with pyarrow (LeRobot's add_features is 5x slower): same schema,
+    same values, images as the same PNG bytes, and the parent's videos and metadata files copied unchanged."""
+    import json
+
+    import pyarrow.parquet as pq
+    from lerobot.datasets.dataset_tools import add_features
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    parent, summary = write_parent(tmp_path)
+    rng = np.random.default_rng(0)
+    n = summary.frames
+    masks = np.zeros((n, 32, 32, 3), np.uint8)
+    masks[:, 3:9, 5:20] = 255
+    columns = {
+        "test.vector": (rng.normal(size=(n, 8)).astype(np.float32), {"dtype": "float32", "shape": (8,), "names": None}),
+        "test.scalar": (rng.normal(size=(n, 1)).astype(np.float32), {"dtype": "float32", "shape": (1,), "names": None}),
+        "test.count": (np.arange(n, dtype=np.int64)[:, None], {"dtype": "int64", "shape": (1,), "names": None}),
+        **{k: (masks, ft) for k, ft in schema.mask_features((32, 32), ("front",)).items()},
+    }
+    ours = add_columns(parent, columns, revision="v1", command="test")
+    theirs = tmp_path / "theirs"
+    add_features(
+        LeRobotDataset("me/kinova", root=parent, video_backend="pyav"), columns, output_dir=theirs, repo_id="me/kinova"
+    )
+    for path in sorted((theirs / "data").rglob("*.parquet")):
+        a, b = pq.read_table(ours / path.relative_to(theirs)), pq.read_table(path)
+        assert a.schema.equals(b.schema) and a.equals(b)
+        # the features `datasets` reads back are the same (LeRobot's also carry a Dataset's random fingerprint)
+        hf = [json.loads(t.schema.metadata[b"huggingface"])["info"] for t in (a, b)]
+        assert hf[0] == hf[1] and hf[0]["features"]["mask.front"] == {"_type": "Image"}
+    assert (
+        json.loads((ours / "meta/info.json").read_text())["features"]
+        == json.loads((theirs / "meta/info.json").read_text())["features"]
+    )
+    videos = sorted(p.relative_to(parent) for p in (parent / "videos").rglob("*.mp4"))
+    assert videos and all((ours / v).read_bytes() == (parent / v).read_bytes() for v in videos)

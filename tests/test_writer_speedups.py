@@ -103,3 +103,67 @@ def test_install_and_uninstall_swap_lerobots_functions_and_back():
     assert compute_stats.RunningQuantileStats is _LeRobotStats
     assert dataset_writer.embed_images is writer_speedups._lerobot_embed_images
     writer_speedups.install()  # as the writer leaves it in a process
+
+
+def test_episode_tables_built_with_pyarrow_are_the_files_lerobots_writer_builds(tmp_path):
+    """The writer's per-episode Arrow table (EpisodeTable, not datasets.Dataset.from_dict): the same data files
+    and per-episode metadata, images as the same PNG bytes; only `datasets`' random fingerprint is gone."""
+    import json
+
+    import pyarrow.parquet as pq
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from glam_lerobot import writer_speedups
+
+    features = {
+        "observation.images.front": {"dtype": "image", "shape": (16, 16, 3), "names": ["height", "width", "channels"]},
+        "observation.state": {"dtype": "float32", "shape": (3,), "names": None},
+        "reward": {"dtype": "float32", "shape": (1,), "names": None},
+        "count": {"dtype": "int64", "shape": (1,), "names": None},
+    }
+    rng = np.random.default_rng(2)
+    episodes = [
+        [
+            {
+                "observation.images.front": rng.integers(0, 256, (16, 16, 3), dtype=np.uint8),
+                "observation.state": rng.normal(size=3).astype(np.float32),
+                "reward": np.array([t / 10], np.float32),
+                "count": np.array([t], np.int64),
+                "task": f"task {ep % 2}",
+            }
+            for t in range(4 + ep)
+        ]
+        for ep in range(3)
+    ]
+
+    def write(root):
+        ds = LeRobotDataset.create("me/t", 10, features, root=root, use_videos=False)
+        for frames in episodes:
+            for frame in frames:
+                ds.add_frame(dict(frame))  # add_frame pops the task
+            ds.save_episode()
+        ds.finalize()
+
+    try:
+        writer_speedups.uninstall()
+        write(tmp_path / "theirs")
+    finally:
+        writer_speedups.install()
+    write(tmp_path / "ours")
+    files = sorted((tmp_path / "theirs").rglob("*.parquet"))
+    assert any("data" in p.parts for p in files) and any("episodes" in p.parts for p in files)
+    for path in files:
+        a, b = pq.read_table(tmp_path / "ours" / path.relative_to(tmp_path / "theirs")), pq.read_table(path)
+        assert a.schema.equals(b.schema), path
+        # stats come from FastQuantileStats (its own tests above): min, max and count are exact
+        exact = [c for c in a.column_names if not c.startswith("stats/") or c.split("/")[-1] in ("min", "max", "count")]
+        assert a.select(exact).equals(b.select(exact)), path
+        if "data" in path.parts:
+            hf = [json.loads(t.schema.metadata[b"huggingface"])["info"] for t in (a, b)]
+            assert hf[0] == hf[1]
+            assert pq.ParquetFile(tmp_path / "ours" / path.relative_to(tmp_path / "theirs")).num_row_groups == 3
+    ds = LeRobotDataset("me/t", root=tmp_path / "ours")
+    frame = episodes[1][2]["observation.images.front"]
+    assert np.array_equal(
+        (ds[6]["observation.images.front"].numpy() * 255).round().astype(np.uint8), frame.transpose(2, 0, 1)
+    )

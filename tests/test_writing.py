@@ -275,3 +275,43 @@ def test_a_one_process_write_is_one_shard_and_never_pays_for_a_merge(tmp_path, m
     jobs = [synthetic.job(i, length=4) for i in range(25)]  # more than one parallel shard's 20 episodes
     summary = write_dataset(tmp_path / "ds", "me/one", 10, synthetic.features(), jobs, synthetic.produce, workers=1)
     assert summary.episodes == 25 and summary.frames == 100
+
+
+def test_a_dataset_without_videos_is_written_as_lerobots_own_writer_writes_it(tmp_path):
+    """Image-only datasets (relabel's merged mixture) skip LeRobot's per-frame PNG staging (arrow_episodes.py):
+    the same data files (PNG bytes included), tasks, info and episode metadata as LeRobot's create / add_frame /
+    save_episode, and the same frames through a stock LeRobotDataset."""
+    import pyarrow.parquet as pq
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from glam_lerobot import writer_speedups
+
+    features = synthetic.features(image_size=32)
+    for key in features:
+        if features[key]["dtype"] == "video":
+            features[key] = {**features[key], "dtype": "image"}
+    jobs = [synthetic.job(i, length=5 + i, image_size=32, task=f"task {i % 2}") for i in range(3)]
+    ours = write_dataset(tmp_path / "ours", "me/x", 10, features, jobs, synthetic.produce).root
+    writer_speedups.install()  # the same statistics code on both sides: only the writing differs
+    theirs = LeRobotDataset.create("me/x", 10, features, root=tmp_path / "theirs", use_videos=False)
+    for job in jobs:
+        episode = synthetic.produce(job)
+        for t in range(job["length"]):
+            theirs.add_frame({**{k: v[t] for k, v in episode["frames"].items()}, "task": episode["task"]})
+        theirs.save_episode()
+    theirs.finalize()
+    theirs = tmp_path / "theirs"
+
+    files = sorted(p.relative_to(theirs) for p in theirs.rglob("*.parquet"))
+    assert sorted(p.relative_to(ours) for p in ours.rglob("*.parquet")) == files
+    for path in files:
+        a, b = pq.read_table(ours / path), pq.read_table(theirs / path)
+        assert a.schema.equals(b.schema) and a.equals(b), path
+    info = [json.loads((r / "meta" / "info.json").read_text()) for r in (ours, theirs)]
+    assert info[0] == info[1]
+    stats = [json.loads((r / "meta" / "stats.json").read_text()) for r in (ours, theirs)]
+    assert stats[0] == stats[1]
+    a, b = LeRobotDataset("me/x", root=ours), LeRobotDataset("me/x", root=theirs)
+    for i in (0, 7, len(a) - 1):
+        for key in ("observation.images.front", schema.STATE, "task"):
+            assert (a[i][key] == b[i][key]).all() if key != "task" else a[i][key] == b[i][key]
