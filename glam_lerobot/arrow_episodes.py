@@ -52,8 +52,9 @@ class ArrowEpisodeWriter:
         self._file_start = 0  # first frame of the open data file
 
     def save_episode(self, frames: dict[str, np.ndarray], task: str) -> None:
-        from lerobot.datasets.compute_stats import compute_episode_stats
+        from lerobot.datasets.compute_stats import aggregate_stats, compute_episode_stats
         from lerobot.datasets.utils import update_chunk_file_indices
+        from lerobot.utils.utils import flatten_dict
 
         from glam_lerobot.revisions import column_stats
         from glam_lerobot.writer_speedups import arrow_column
@@ -111,14 +112,28 @@ class ArrowEpisodeWriter:
             "dataset_from_index": start,
             "dataset_to_index": start + n,
         }
-        meta.save_episode(episode, n, [task], stats, where)
+        # LeRobotDatasetMetadata.save_episode, except that info.json and stats.json (aggregated the same way) are
+        # written once, at finalize, not after every episode (40% of this method's time for the merged mixture)
+        meta._save_episode_metadata(
+            {"episode_index": episode, "tasks": [task], "length": n, **where, **flatten_dict({"stats": stats})}
+        )
+        meta.info.total_episodes += 1
+        meta.info.total_frames += n
+        meta.info.total_tasks = len(meta.tasks)
+        meta.info.splits = {"train": f"0:{meta.info.total_episodes}"}
+        meta.stats = aggregate_stats([meta.stats, stats]) if meta.stats is not None else stats
 
     def _path(self) -> Path:
         chunk, file = self._file
         return self.root / self.meta.data_path.format(chunk_index=chunk, file_index=file)
 
     def finalize(self) -> None:
+        from lerobot.datasets.io_utils import write_info, write_stats
+
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        write_info(self.meta.info, self.root)
+        if self.meta.stats is not None:
+            write_stats(self.meta.stats, self.root)
         self.meta.finalize()
