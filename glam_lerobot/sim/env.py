@@ -5,6 +5,10 @@ gripper opening (8 per arm), "ee_pose": pinch pose (10 per arm)}; action = the d
 position targets + gripper command in [0, 1] per arm). info["is_success"] is the task check; an episode ends
 (terminated) on success, and TimeLimit truncates it at the task's step limit.
 
+With `trace_dir` (lerobot-eval: `--env.trace_dir=DIR`) every rollout also leaves DIR/seed-<seed>.npz: the
+end-effector pose, joint state and action of each step and whether it succeeded, what `glam_lerobot.smoothness`
+scores (the paper's Appendix B) and plots against the expert's demonstration of the same seed (its Figure 7).
+
 The UMI env has no agent_pos; its action is the end-effector target in the ee_pose layout (position, 6D
 rotation, gripper command), which the floating gripper follows through its mocap weld.
 """
@@ -32,9 +36,11 @@ class GlamSimEnv(gym.Env):
         image_size: int = schema.DEFAULT_IMAGE_SIZE,
         masks: bool = False,
         render_mode: str = "rgb_array",
+        trace_dir: str | None = None,
         **_ignored,
     ):
         self.world = SimWorld(task, embodiment)
+        self.trace_dir, self._trace = trace_dir, None
         self.task, self.embodiment, self.render_mode = task, embodiment, render_mode
         self.task_description = self.world.spec.description  # read by lerobot-eval for language-conditioned policies
         self.cameras = Cameras(self.world.model, image_size)
@@ -74,7 +80,28 @@ class GlamSimEnv(gym.Env):
         super().reset(seed=seed)
         episode_seed = seed if seed is not None else int(self.np_random.integers(0, 2**31 - 1))
         self.world.reset(episode_seed)
+        self._save_trace()
+        if self.trace_dir:
+            self._trace = {"seed": episode_seed, "ee_pose": [self.world.ee_pose()], "action": [], "success": False}
+            if self.embodiment == "kinova":
+                self._trace["state"] = [self.world.state()]
         return self._obs(), {"is_success": False, "seed": episode_seed}
+
+    def _save_trace(self) -> None:
+        """Write the finished rollout's trace (a vector env's autoreset starts one that never steps: dropped)."""
+        t, self._trace = self._trace, None
+        if t is None or not t["action"]:
+            return
+        from pathlib import Path
+
+        Path(self.trace_dir).mkdir(parents=True, exist_ok=True)
+        arrays = {k: np.asarray(v) for k, v in t.items() if k != "seed"}
+        np.savez(
+            Path(self.trace_dir) / f"seed-{t['seed']:010d}.npz",
+            seed=t["seed"],
+            fps=self.metadata["render_fps"],
+            **arrays,
+        )
 
     def step(self, action):
         action = np.asarray(action, dtype=np.float32)
@@ -84,6 +111,12 @@ class GlamSimEnv(gym.Env):
             a = action.reshape(self.world.arms, schema.EE_POSE_DIM_PER_ARM).astype(np.float64)
             self.world.step_umi([(row[:3], rot6d_to_matrix(row[3:9]), row[9]) for row in a])
         success = self.world.success()
+        if self._trace is not None:
+            self._trace["action"].append(action)
+            self._trace["ee_pose"].append(self.world.ee_pose())
+            if "state" in self._trace:
+                self._trace["state"].append(self.world.state())
+            self._trace["success"] = bool(success)
         return self._obs(), float(success), success, False, {"is_success": success}
 
     def render(self):
@@ -92,6 +125,7 @@ class GlamSimEnv(gym.Env):
         return np.concatenate([self._last_pixels[c] for c in schema.CAMERAS], axis=1)
 
     def close(self):
+        self._save_trace()
         self.cameras.close()
 
 

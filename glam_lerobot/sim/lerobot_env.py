@@ -28,6 +28,7 @@ class GlamKinovaEnvConfig(EnvConfig):
     fps: int = schema.DEFAULT_FPS
     image_size: int = schema.DEFAULT_IMAGE_SIZE
     episode_length: int | None = None  # control steps; the task's own limit when unset
+    trace_dir: str | None = None  # each rollout's poses, joints and actions: DIR/seed-<seed>.npz (smoothness.py)
     features: dict[str, PolicyFeature] = field(default_factory=dict)
     features_map: dict[str, str] = field(
         default_factory=lambda: {
@@ -63,12 +64,13 @@ class GlamKinovaEnvConfig(EnvConfig):
             "embodiment": "kinova",
             "image_size": self.image_size,
             "max_episode_steps": self.max_steps,
+            "trace_dir": self.trace_dir,
         }
 
     def create_envs(self, n_envs: int, use_async_envs: bool = False) -> dict[str, dict[int, gym.vector.VectorEnv]]:
         # A module-level factory (not gym.make on an id): AsyncVectorEnv's forkserver children import it by name,
         # so they need no plugin discovery of their own.
-        make_one = functools.partial(_make, self.task, self.image_size, self.max_steps)
+        make_one = functools.partial(_make, self.task, self.image_size, self.max_steps, self.trace_dir)
         if use_async_envs and n_envs > 1:
             vec = gym.vector.AsyncVectorEnv(
                 [make_one] * n_envs, context="forkserver", autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
@@ -78,7 +80,7 @@ class GlamKinovaEnvConfig(EnvConfig):
         return {self.type: {0: vec}}
 
 
-def _make(task: str, image_size: int, max_steps: int) -> gym.Env:
+def _make(task: str, image_size: int, max_steps: int, trace_dir: str | None = None) -> gym.Env:
     return gym.wrappers.TimeLimit(
-        sim_env.GlamSimEnv(task, "kinova", image_size=image_size), max_episode_steps=max_steps
+        sim_env.GlamSimEnv(task, "kinova", image_size=image_size, trace_dir=trace_dir), max_episode_steps=max_steps
     )

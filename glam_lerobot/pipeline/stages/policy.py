@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from glam_lerobot import smoothness
 from glam_lerobot.pipeline.context import Context, Staged, clear, write_json
 from glam_lerobot.pipeline.curves import loss_plot, policy_losses
 from glam_lerobot.pipeline.recipe import Stage
@@ -179,6 +180,7 @@ def evaluate_stage(stage: Stage, ctx: Context) -> dict:
             f"--policy.device={resolve_device(w.get('device'))}",
             f"--seed={int(w.get('seed', 0))}",
             f"--output_dir={tmp}",
+            f"--env.trace_dir={tmp / 'traces'}",  # each rollout's poses and joints: smoothness.py
         ]
         if w.get("image_size"):
             cmd.append(f"--env.image_size={int(w['image_size'])}")
@@ -188,6 +190,7 @@ def evaluate_stage(stage: Stage, ctx: Context) -> dict:
         show = lambda line: "pc_success" in line or "Stepping" in line and "100%" in line  # noqa: E731
         run_logged(cmd, log, ctx, show=show, threads=w.get("threads"))
         info = json.loads((tmp / "eval_info.json").read_text())
+        motion = smoothness.summarise(tmp / "traces")
     overall = info.get("overall", info.get("aggregated", {}))
     rate = overall.get("pc_success")
     ctx.console.print(
@@ -199,4 +202,6 @@ def evaluate_stage(stage: Stage, ctx: Context) -> dict:
         "pc_success": rate,
         "avg_sum_reward": overall.get("avg_sum_reward"),
         "eval_info": str(out / "eval_info.json"),
+        "smoothness": motion,  # Appendix B's scores of the end-effector speed, over the rollouts
+        "traces": str(out / "traces"),
     }
