@@ -440,23 +440,46 @@ def run_recipe_data(run: Run, data: Data, scale: Scale, folder: Path) -> dict:
             },
             "outputs": {"policy": "${workdir}/policy"},
         },
-        {
-            "name": "evaluate",
-            "run": "evaluate",
-            "with": {
-                "policy": "${policy.policy}",
-                "task": data.task,
-                "episodes": scale.eval_episodes,
-                "image_size": scale.image_size,
-                "episode_length": scale.eval_episode_length,
-                "seed": EVAL_SEED0 + 1000 * run.seed,
-                "device": "auto",
-                "threads": scale.threads,
-            },
-            "outputs": {"eval": "${workdir}/eval"},
-        },
+        evaluate_stage(run, data.task, scale, "${policy.policy}", "${workdir}/eval"),
     ]
     return {"name": f"{run.name}-seed-{run.seed}", "vars": {"workdir": str(folder)}, "stages": stages}
+
+
+def evaluate_stage(run: Run, task: str, scale: Scale, policy: str, output: str, name: str = "evaluate") -> dict:
+    """lerobot-eval on the held-out placements every method shares (those of the run's training seed)."""
+    return {
+        "name": name,
+        "run": "evaluate",
+        "with": {
+            "policy": policy,
+            "task": task,
+            "episodes": scale.eval_episodes,
+            "image_size": scale.image_size,
+            "episode_length": scale.eval_episode_length,
+            "seed": EVAL_SEED0 + 1000 * run.seed,
+            "device": "auto",
+            "threads": scale.threads,
+        },
+        "outputs": {"eval": output},
+    }
+
+
+def rollout_motion(run: Run, task: str, scale: Scale, out: Path) -> list[dict]:
+    """Appendix B's smoothness scores of each held-out rollout of `run` (smoothness.scores), from the traces its
+    evaluation left; a run evaluated before rollouts were traced is evaluated once more, on the same placements
+    (the rollouts are deterministic), into eval-traced/."""
+    from glam_lerobot import smoothness
+    from glam_lerobot.pipeline import parse_recipe, run_recipe
+
+    folder = run_folder(run, out)
+    traces = folder / "eval" / "traces"
+    if not traces.is_dir():
+        traces = folder / "eval-traced" / "traces"
+        if not traces.is_dir():
+            stage = evaluate_stage(run, task, scale, str(folder / "policy"), str(folder / "eval-traced"), "trace")
+            recipe = {"name": f"{run.name}-seed-{run.seed}-trace", "vars": {"workdir": str(folder)}, "stages": [stage]}
+            run_recipe(parse_recipe(recipe), progress=False)
+    return [m for m in (smoothness.scores(t) for t in smoothness.read_traces(traces)) if m is not None]
 
 
 def run_folder(run: Run, out: Path) -> Path:
@@ -475,7 +498,7 @@ def run_recipe_of(run: Run, data: Data, scale: Scale, out: Path):
     return parse_recipe(run_recipe_data(run, data, scale, run_folder(run, out)))
 
 
-def finish(run: Run, scale: Scale, out: Path, report) -> dict:
+def finish(run: Run, scale: Scale, out: Path, report, task: str) -> dict:
     """result.json of a run whose recipe has run: successes per rollout, timings, world-model figures."""
     folder = run_folder(run, out)
     info = {r.name: r.info for r in report.results}
@@ -499,13 +522,103 @@ def finish(run: Run, scale: Scale, out: Path, report) -> dict:
         "rate": sum(successes) / max(len(successes), 1),
         "eval_seeds": [EVAL_SEED0 + 1000 * run.seed + i for i in range(len(successes))],
         "timings": timings,
+        "motion": rollout_motion(run, task, scale, out),
         **extra,
     }
+    save_result(result, folder)
+    return {**result, "cached": False}
+
+
+def save_result(result: dict, folder: Path) -> None:
     path = folder / "result.json"
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=2, default=str) + "\n")
     tmp.rename(path)
-    return {**result, "cached": False}
+
+
+def add_motion(result: dict, run: Run, task: str, scale: Scale, out: Path) -> None:
+    """result["motion"]: each rollout's smoothness scores (rollout_motion), kept in the run's result.json."""
+    if "motion" in result:
+        return
+    result["motion"] = rollout_motion(run, task, scale, out)
+    save_result({k: v for k, v in result.items() if k != "cached"}, run_folder(run, out))
+
+
+def motion_summary(results: list[dict]) -> dict:
+    """Per method: Appendix B's scores pooled over seeds and rollouts (mean, std), for all rollouts and the
+    successful ones."""
+    out: dict = {}
+    for r in results:
+        out.setdefault(r["method"], []).extend(r.get("motion", []))
+
+    def pooled(rows: list[dict]) -> dict:
+        if not rows:
+            return {"n": 0}
+        jerk = np.array([m["jerk"] for m in rows], float)
+        fft = np.array([m["fft"] for m in rows], float)
+        return {
+            "n": len(rows),
+            "jerk_mean": float(np.nanmean(jerk)),
+            "jerk_std": float(np.nanstd(jerk)),
+            "fft_mean": float(fft.mean()),
+            "fft_std": float(fft.std()),
+        }
+
+    return {
+        m: {"all": pooled(rows), "successful": pooled([x for x in rows if x["success"]])} for m, rows in out.items()
+    }
+
+
+def motion_markdown(summary: dict) -> str:
+    lines = [
+        "",
+        "## Motion smoothness (Appendix B)",
+        "",
+        "End-effector speed of each held-out rollout: jerk score (less negative is smoother) and FFT score (lower is "
+        "smoother), mean +- std over rollouts; `successful` over the rollouts that succeeded.",
+        "",
+        "| method | rollouts | jerk | FFT | successful | jerk (successful) | FFT (successful) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m in [x for x in METHODS if x in summary]:
+        a, s = summary[m]["all"], summary[m]["successful"]
+        if not a["n"]:
+            continue
+
+        def cell(d: dict, key: str, fmt: str) -> str:
+            return f"{d[key + '_mean']:{fmt}} +- {d[key + '_std']:{fmt}}" if d["n"] else "-"
+
+        lines.append(
+            f"| {LABELS[m]} | {a['n']} | {cell(a, 'jerk', '.2f')} | {cell(a, 'fft', '.5f')} | {s['n']} | "
+            f"{cell(s, 'jerk', '.2f')} | {cell(s, 'fft', '.5f')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def figure7(results: list[dict], runs: list[Run], task: str, out: Path) -> Path | None:
+    """A rollout of GLAM-O and of MIP (training seed 0, main comparison) from the first held-out placement, the
+    same for both and not chosen by outcome, against the scripted expert's demonstration from that placement."""
+    from glam_lerobot import smoothness
+
+    picked = {}
+    for r, run in zip(results, runs, strict=True):
+        if run.seed == 0 and r["method"] in ("glam_o", "mip") and r["method"] not in picked:
+            traces = run_folder(run, out) / "eval" / "traces"
+            if not traces.is_dir():
+                traces = run_folder(run, out) / "eval-traced" / "traces"
+            path = traces / f"seed-{r['eval_seeds'][0]:010d}.npz"
+            if path.is_file():
+                with np.load(path) as z:
+                    picked[r["method"]] = {k: z[k] for k in z.files}
+    if not picked:
+        return None
+    seed = int(next(iter(picked.values()))["seed"])
+    expert = smoothness.expert_trace(task, seed)
+    path = out / "figure7_joints.png"
+    smoothness.plot_against_expert(
+        {LABELS[m]: t for m, t in sorted(picked.items())}, expert, path, f"{task}: held-out placement {seed}"
+    )
+    return path
 
 
 def execute_all(runs: list[Run], data: Data, scale: Scale, out: Path, jobs: int = 1, log=print) -> list[dict]:
@@ -535,7 +648,7 @@ def execute_all(runs: list[Run], data: Data, scale: Scale, out: Path, jobs: int 
         try:
             if isinstance(outcome, BaseException):
                 raise outcome
-            results[i] = finish(run, scale, out, outcome)
+            results[i] = finish(run, scale, out, outcome, data.task)
             log(f"done: {run.name} seed {run.seed}: {results[i]['k']}/{results[i]['n']}")
         except Exception as exc:  # noqa: BLE001 - reported with the run's name below
             errors.append(f"{run.name} seed {run.seed}: {exc}")
@@ -547,6 +660,8 @@ def execute_all(runs: list[Run], data: Data, scale: Scale, out: Path, jobs: int 
             f"{len(errors)} of {len(runs)} runs failed (the others are cached; rerun to retry):\n" + "\n".join(errors)
         )
     for r, run in zip(results, runs, strict=True):
+        if r.get("cached"):  # a run cached before rollouts were traced is evaluated once more (rollout_motion)
+            add_motion(r, run, data.task, scale, out)
         r["method"] = method_of(run)  # the row's label in the table (glam_o with the third source: glam_o_3src)
     return results
 
@@ -676,10 +791,15 @@ def scaling_summary(results: list[dict], scale: Scale) -> dict:
         )
         point["k"] += r["k"]
         point["n"] += r["n"]
+        point.setdefault("motion", []).extend(r.get("motion", []))
     for points in curves.values():
         for p in points.values():
             p["rate"] = p["k"] / p["n"]
             p["wilson95"] = list(stats.wilson(p["k"], p["n"]))
+            motion = p.pop("motion")  # Figure 6: the smoothness of each point's rollouts
+            if motion:
+                p["jerk_mean"] = float(np.nanmean([m["jerk"] for m in motion]))
+                p["fft_mean"] = float(np.mean([m["fft"] for m in motion]))
     return {m: {str(k): v for k, v in sorted(points.items())} for m, points in curves.items()}
 
 
@@ -702,13 +822,15 @@ def substitution(curves: dict) -> dict | None:
 
 
 def scaling_markdown(curves: dict) -> str:
-    lines = ["", "## Data scaling (Figure 4)", "", "| policy | target | auxiliary | successes | rate | 95% Wilson |"]
-    lines.append("|---|---|---|---|---|---|")
+    lines = ["", "## Data scaling (Figures 4 and 6)", ""]
+    lines.append("| policy | target | auxiliary | successes | rate | 95% Wilson | jerk score | FFT score |")
+    lines.append("|---|---|---|---|---|---|---|---|")
     for m in ("mip", "glam_o"):
         for p in sorted(curves.get(m, {}).values(), key=lambda p: (p["target_episodes"], p["aux_episodes"])):
+            motion = f"{p['jerk_mean']:.2f} | {p['fft_mean']:.5f}" if "jerk_mean" in p else "- | -"
             lines.append(
                 f"| {LABELS[m]} | {p['target_episodes']} | {p['aux_episodes']} | {p['k']}/{p['n']} | "
-                f"{p['rate']:.1%} | [{p['wilson95'][0]:.1%}, {p['wilson95'][1]:.1%}] |"
+                f"{p['rate']:.1%} | [{p['wilson95'][0]:.1%}, {p['wilson95'][1]:.1%}] | {motion} |"
             )
     sub = curves.get("substitution")
     if sub:
@@ -813,6 +935,8 @@ def run_benchmark(
     main = [r for r, run in zip(results, runs + extra, strict=True) if run in runs]
     summary = summarise(main)
     comparison = compare(summary)
+    motion = motion_summary(main)
+    figure = figure7(results, runs + extra, task, out)
     report = {
         "task": task,
         "scale": asdict(sc),
@@ -820,13 +944,15 @@ def run_benchmark(
         "methods": methods,
         "summary": summary,
         "comparison": comparison,
+        "motion": motion,
+        "figure7": str(figure) if figure else None,
         "runs": results,
         "data": data.summaries,
         "runs_reused": reused,
         "runs_trained": len(results) - reused,
         "seconds": time.perf_counter() - t0,
     }
-    (out / "results.md").write_text(markdown_table(summary, comparison, sc, task, seeds))
+    (out / "results.md").write_text(markdown_table(summary, comparison, sc, task, seeds) + motion_markdown(motion))
     bar_chart(summary, comparison, out / "success_rates.png", f"{task}, {sc.name} scale, {seeds} seed(s)")
     if scaling:
         scaling_results = [

@@ -104,6 +104,11 @@ def test_micro_benchmark_runs_end_to_end_and_the_second_run_reuses_the_cache(tmp
         assert s["n"] == 1 and s["wilson95"] == pytest.approx(list(stats.wilson(s["k"], 1)))
     assert report["comparison"]["best_baseline"] == "mip"
     assert (out / "success_rates.png").stat().st_size > 1000 and "| GLAM-O |" in (out / "results.md").read_text()
+    # every rollout is traced: Figure 7 (GLAM-O's and MIP's rollouts from one held-out placement and the expert's)
+    assert (out / "figure7_joints.png").stat().st_size > 10_000 and "Motion smoothness" in (
+        out / "results.md"
+    ).read_text()
+    assert len(list((out / "runs" / "mip-t1-a0" / "seed-0" / "eval" / "traces").glob("seed-*.npz"))) == 1
     # every step of each run is on disk: data, world model (GLAM-O only), relabelled mixture, policy, evaluation
     glam_o = out / "runs" / "glam_o-t1-a1" / "seed-0"
     assert (glam_o / "wm" / "model.safetensors").is_file() and (glam_o / "relabel" / "mixture" / "meta").is_dir()
@@ -148,7 +153,9 @@ def test_a_failing_run_does_not_stop_the_others_and_is_named(tmp_path, monkeypat
     runs = benchmark.main_runs(["mip", "clam", "glam"], 1, benchmark.SCALES["micro"])
     seen = []
     with pytest.raises(RuntimeError) as err:
-        benchmark.execute_all(runs, None, benchmark.SCALES["micro"], tmp_path, jobs=1, log=seen.append)
+        benchmark.execute_all(
+            runs, SimpleNamespace(task="lift"), benchmark.SCALES["micro"], tmp_path, jobs=1, log=seen.append
+        )
     assert "1 of 3 runs failed" in str(err.value) and "clam-t1-a0 seed 0: stage 'policy'" in str(err.value)
     assert "lerobot-train failed" in str(err.value)
     assert any(line.startswith("done: glam-t1-a1") for line in seen)  # the run after the failure still ran
