@@ -904,10 +904,12 @@ def run_benchmark(
     scaling: bool = False,
     data_dir: Path | str | None = None,
     jobs: int = 1,
+    finished_only: bool = False,
     log=print,
 ) -> dict:
     """Record or reuse the data, train and evaluate every (method, seed), `jobs` runs at a time, and write the
-    table, plots and JSON."""
+    table, plots and JSON. `finished_only`: train nothing, report the runs already finished (the others are
+    listed as missing)."""
     sc = scale if isinstance(scale, Scale) else check_request(task, methods, seeds, scale)
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
@@ -927,6 +929,12 @@ def run_benchmark(
     t0 = time.perf_counter()
     runs = main_runs(methods, seeds, sc)
     extra = [r for r in scaling_runs(seeds, sc) if r not in runs] if scaling else []
+    missing = []
+    if finished_only:
+        missing = [r for r in runs + extra if cached_result(r, out) is None]
+        runs, extra = [r for r in runs if r not in missing], [r for r in extra if r not in missing]
+        if not runs:
+            raise ValueError(f"{out}: no run of the main comparison has finished yet")
     for run in runs + extra:  # record every dataset first: runs executed in parallel then only read them
         data.prepare(run)
     results = execute_all(runs + extra, data, sc, out, jobs, log)
@@ -947,12 +955,21 @@ def run_benchmark(
         "motion": motion,
         "figure7": str(figure) if figure else None,
         "runs": results,
+        "missing": [asdict(r) for r in missing],
         "data": data.summaries,
         "runs_reused": reused,
         "runs_trained": len(results) - reused,
         "seconds": time.perf_counter() - t0,
     }
-    (out / "results.md").write_text(markdown_table(summary, comparison, sc, task, seeds) + motion_markdown(motion))
+    unfinished = (
+        "\n**Not finished when this report was written** (`--finished-only`): "
+        + ", ".join(f"{r.name} seed {r.seed}" for r in missing)
+        + ".\n"
+        if missing
+        else ""
+    )
+    text = markdown_table(summary, comparison, sc, task, seeds) + unfinished + motion_markdown(motion)
+    (out / "results.md").write_text(text)
     bar_chart(summary, comparison, out / "success_rates.png", f"{task}, {sc.name} scale, {seeds} seed(s)")
     if scaling:
         scaling_results = [

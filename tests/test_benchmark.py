@@ -131,6 +131,16 @@ def test_micro_benchmark_runs_end_to_end_and_the_second_run_reuses_the_cache(tmp
     assert {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*") if p.is_file()} == stamps
     assert json.loads((out / "results.json").read_text())["summary"] == report["summary"]
 
+    # a report of what has finished, while (or instead of) training the rest: seed 1 is listed, not trained
+    partial = CliRunner().invoke(app, [*args[:-5], "2", *args[-4:], "--finished-only"])
+    assert partial.exit_code == 0, partial.output + repr(partial.exception)
+    assert "0 run(s) trained, 2 reused" in partial.output and not (out / "runs" / "mip-t1-a0" / "seed-1").exists()
+    assert "Not finished when this report was written" in (out / "results.md").read_text()
+    assert {(r["method"], r["seed"]) for r in json.loads((out / "results.json").read_text())["missing"]} == {
+        ("mip", 1),
+        ("glam_o", 1),
+    }
+
     # asking the same folder for another scale is refused, before anything is overwritten
     other = CliRunner().invoke(app, [*args[:-4], "--scale", "cpu", "--output", str(out)])
     assert other.exit_code == 1 and "other settings" in other.output

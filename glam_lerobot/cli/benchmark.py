@@ -45,6 +45,12 @@ def benchmark(
     data_dir: Path = typer.Option(
         None, help="where the recorded datasets live (shared between outputs) \\[default: OUTPUT/data]"
     ),
+    finished_only: bool = typer.Option(
+        False,
+        "--finished-only",
+        help="train nothing: write the tables and plots from the runs already finished in OUTPUT "
+        "(while another benchmark still trains there, or after one was stopped) and list the missing ones",
+    ),
 ) -> None:
     """Train every method on the same simulated data and evaluate each on held-out seeds.
 
@@ -72,6 +78,7 @@ def benchmark(
             scaling=scaling,
             data_dir=data_dir,
             jobs=jobs,
+            finished_only=finished_only,
             log=lambda msg: console.print(f"[dim]{escape(msg)}[/]"),
         )
     except (ValueError, FileExistsError, FileNotFoundError, RuntimeError) as exc:
