@@ -5,7 +5,8 @@ relabel transitions/s against decoding the same frames one index at a time throu
         [--batch-size 64] [--threads 1] [--dataset ROOT]
 
 Writes a synthetic target + auxiliary mixture (or uses --dataset, a LeRobot dataset with ee_pose/state/action, as
-target) in a temp dir, trains at the defaults of `train-wm` for a few steps, then relabels. Prints the figures.
+target) in a temp dir, trains at the defaults of `train-wm` for a few steps, then relabels (inference alone, then
+the whole command: revisions and merged mixture). Prints the figures.
 """
 
 from __future__ import annotations
@@ -127,6 +128,12 @@ def main() -> None:
     gather_s = time.perf_counter() - t
     infer_per_transition = max(relabel_s - gather_s, 0.0) / n
 
+    from glam_lerobot.world_model.relabel import relabel
+
+    t = time.perf_counter()  # the command's work end to end: inference, both revisions, the merged mixture
+    end_to_end = relabel(tmp / "wm", mixture, tmp / "relabelled", progress=False)
+    relabel_e2e_s = time.perf_counter() - t
+
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     ds = LeRobotDataset("bench/aux", root=aux, video_backend="pyav")
@@ -158,6 +165,10 @@ def main() -> None:
     print(
         f"relabel (IDM means, frames from the cache): {n / relabel_s:.0f} transitions/s, of which frame reads "
         f"{gather_s / relabel_s:.0%} ({2 * n / gather_s:.0f} frames/s from the cache)"
+    )
+    print(
+        f"relabel end to end (revisions and merged mixture written): {end_to_end.transitions / relabel_e2e_s:.0f} "
+        f"transitions/s = {end_to_end.transitions / relabel_e2e_s / (n / relabel_s):.0%} of the inference above"
     )
     print(
         f"LeRobotDataset.__getitem__ one index at a time: {1 / getitem_s:.1f} frames/s; the same relabel fed that "
