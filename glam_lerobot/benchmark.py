@@ -547,26 +547,13 @@ def add_motion(result: dict, run: Run, task: str, scale: Scale, out: Path) -> No
 def motion_summary(results: list[dict]) -> dict:
     """Per method: Appendix B's scores pooled over seeds and rollouts (mean, std), for all rollouts and the
     successful ones."""
+    from glam_lerobot import smoothness
+
     out: dict = {}
     for r in results:
         out.setdefault(r["method"], []).extend(r.get("motion", []))
 
-    def pooled(rows: list[dict]) -> dict:
-        if not rows:
-            return {"n": 0}
-        jerk = np.array([m["jerk"] for m in rows], float)
-        fft = np.array([m["fft"] for m in rows], float)
-        return {
-            "n": len(rows),
-            "jerk_mean": float(np.nanmean(jerk)),
-            "jerk_std": float(np.nanstd(jerk)),
-            "fft_mean": float(fft.mean()),
-            "fft_std": float(fft.std()),
-        }
-
-    return {
-        m: {"all": pooled(rows), "successful": pooled([x for x in rows if x["success"]])} for m, rows in out.items()
-    }
+    return {m: smoothness.pooled(rows) for m, rows in out.items()}
 
 
 def motion_markdown(summary: dict) -> str:

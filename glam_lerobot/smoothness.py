@@ -70,15 +70,14 @@ def read_traces(folder: Path | str) -> list[dict]:
     return out
 
 
-def summarise(folder: Path | str) -> dict:
-    """Mean and standard deviation of both scores over a folder's rollouts (and over the successful ones); n = 0
-    where no rollout has MIN_STEPS steps."""
-    rows = [s for s in (scores(t) for t in read_traces(folder)) if s is not None]
+def pooled(rows: list[dict]) -> dict:
+    """Mean and standard deviation of both scores over rollouts' `scores`, for all of them and the successful
+    ones (n = 0 where there are none)."""
 
     def stats(sel: list[dict]) -> dict:
         if not sel:
             return {"n": 0}
-        jerk, fft = np.array([r["jerk"] for r in sel]), np.array([r["fft"] for r in sel])
+        jerk, fft = np.array([r["jerk"] for r in sel], float), np.array([r["fft"] for r in sel], float)
         return {
             "n": len(sel),
             "jerk_mean": float(np.nanmean(jerk)),
@@ -88,6 +87,11 @@ def summarise(folder: Path | str) -> dict:
         }
 
     return {"all": stats(rows), "successful": stats([r for r in rows if r["success"]])}
+
+
+def summarise(folder: Path | str) -> dict:
+    """`pooled` over the rollout traces in `folder` (those of MIN_STEPS steps or more)."""
+    return pooled([s for s in (scores(t) for t in read_traces(folder)) if s is not None])
 
 
 def expert_trace(task: str, seed: int) -> dict:
