@@ -445,7 +445,9 @@ def run_recipe_data(run: Run, data: Data, scale: Scale, folder: Path) -> dict:
     return {"name": f"{run.name}-seed-{run.seed}", "vars": {"workdir": str(folder)}, "stages": stages}
 
 
-def evaluate_stage(run: Run, task: str, scale: Scale, policy: str, output: str, name: str = "evaluate") -> dict:
+def evaluate_stage(
+    run: Run, task: str, scale: Scale, policy: str, output: str, name: str = "evaluate", episodes: int | None = None
+) -> dict:
     """lerobot-eval on the held-out placements every method shares (those of the run's training seed)."""
     return {
         "name": name,
@@ -453,7 +455,7 @@ def evaluate_stage(run: Run, task: str, scale: Scale, policy: str, output: str, 
         "with": {
             "policy": policy,
             "task": task,
-            "episodes": scale.eval_episodes,
+            "episodes": episodes or scale.eval_episodes,
             "image_size": scale.image_size,
             "episode_length": scale.eval_episode_length,
             "seed": EVAL_SEED0 + 1000 * run.seed,
@@ -464,22 +466,35 @@ def evaluate_stage(run: Run, task: str, scale: Scale, policy: str, output: str, 
     }
 
 
+MOTION_ROLLOUTS = 20  # Appendix B scores the same 20 unseen placements for every policy
+
+
 def rollout_motion(run: Run, task: str, scale: Scale, out: Path) -> list[dict]:
-    """Appendix B's smoothness scores of each held-out rollout of `run` (smoothness.scores), from the traces its
-    evaluation left; a run evaluated before rollouts were traced is evaluated once more, on the same placements
-    (the rollouts are deterministic), into eval-traced/."""
+    """Appendix B's smoothness scores (smoothness.scores) of the run's first MOTION_ROLLOUTS held-out rollouts, the
+    same placements for every method, from the traces its evaluation left; a run evaluated before rollouts were
+    traced is evaluated once more on those placements (the rollouts are deterministic), into eval-traced/."""
     from glam_lerobot import smoothness
     from glam_lerobot.pipeline import parse_recipe, run_recipe
 
     folder = run_folder(run, out)
+    n = min(MOTION_ROLLOUTS, scale.eval_episodes)
     traces = folder / "eval" / "traces"
     if not traces.is_dir():
         traces = folder / "eval-traced" / "traces"
         if not traces.is_dir():
-            stage = evaluate_stage(run, task, scale, str(folder / "policy"), str(folder / "eval-traced"), "trace")
+            stage = evaluate_stage(run, task, scale, str(folder / "policy"), str(folder / "eval-traced"), "trace", n)
             recipe = {"name": f"{run.name}-seed-{run.seed}-trace", "vars": {"workdir": str(folder)}, "stages": [stage]}
             run_recipe(parse_recipe(recipe), progress=False)
-    return [m for m in (smoothness.scores(t) for t in smoothness.read_traces(traces)) if m is not None]
+    seeds = [EVAL_SEED0 + 1000 * run.seed + i for i in range(n)]
+    paths = [traces / f"seed-{s:010d}.npz" for s in seeds]
+    motion = []
+    for path in paths:
+        if path.is_file():
+            with np.load(path) as z:
+                m = smoothness.scores({k: z[k] for k in z.files})
+            if m is not None:
+                motion.append(m)
+    return motion
 
 
 def run_folder(run: Run, out: Path) -> Path:
@@ -561,8 +576,9 @@ def motion_markdown(summary: dict) -> str:
         "",
         "## Motion smoothness (Appendix B)",
         "",
-        "End-effector speed of each held-out rollout: jerk score (less negative is smoother) and FFT score (lower is "
-        "smoother), mean +- std over rollouts; `successful` over the rollouts that succeeded.",
+        f"End-effector speed of the first {MOTION_ROLLOUTS} held-out rollouts of each training seed (the same "
+        "placements for every method): jerk score (less negative is smoother) and FFT score (lower is smoother), "
+        "mean +- std over rollouts; `successful` over the rollouts that succeeded.",
         "",
         "| method | rollouts | jerk | FFT | successful | jerk (successful) | FFT (successful) |",
         "|---|---|---|---|---|---|---|",
