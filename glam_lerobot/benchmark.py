@@ -856,8 +856,8 @@ def scaling_plot(curves: dict, path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.6))
+    curves = {m: curves.get(m, {}) for m in ("mip", "glam_o")}  # the points, not the substitution check
     top = max((int(k) for points in curves.values() for k in points), default=1)
-    curves = {m: curves.get(m, {}) for m in ("mip", "glam_o")}
     for m, label, colour, shift in (
         ("mip", "MIP: more target episodes", "tab:gray", -0.01 * top),
         ("glam_o", "GLAM-O: target + more auxiliary", "tab:green", 0.01 * top),

@@ -55,7 +55,7 @@ def test_summary_pools_seeds_and_compares_glam_o_with_the_best_baseline():
 
 
 # --- a micro run, end to end, twice ---------------------------------------------------------------------------------
-def test_the_scaling_report_asks_whether_auxiliary_data_substitutes_for_target_data():
+def test_the_scaling_report_asks_whether_auxiliary_data_substitutes_for_target_data(tmp_path):
     scale = benchmark.SCALES["starved"]
 
     def result(method, target, aux, k):
@@ -71,6 +71,8 @@ def test_the_scaling_report_asks_whether_auxiliary_data_substitutes_for_target_d
     curves["substitution"] = sub
     text = benchmark.scaling_markdown(curves)
     assert "| GLAM-O | 10 | 80 | 66/100 |" in text and "inside MIP's Wilson interval" in text
+    benchmark.scaling_plot(curves, tmp_path / "scaling.png", "lift")  # the report's curves, substitution included
+    assert (tmp_path / "scaling.png").stat().st_size > 10_000
     results[-1] = result("glam_o", 1, 8, 40)
     assert not benchmark.substitution(benchmark.scaling_summary(results, scale))["within_mip_interval"]
 
