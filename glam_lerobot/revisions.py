@@ -127,6 +127,10 @@ def add_columns(
     """
     from lerobot.datasets.io_utils import write_stats
 
+    from glam_lerobot import writer_speedups
+
+    writer_speedups.install()  # the new columns' stats (column_stats) through FastQuantileStats
+
     parent_root = Path(parent_root)
     out = Path(output_root) if output_root else default_root(parent_root, revision)
     if out.exists():
@@ -146,7 +150,8 @@ def add_columns(
     if tmp.exists():
         shutil.rmtree(tmp)  # a half-built revision from an interrupted run: nothing in it is worth keeping
     append_columns(parent_root, tmp, columns)
-    stats = json.loads((parent_root / "meta" / "stats.json").read_text())
+    stats_path = parent_root / "meta" / "stats.json"
+    stats = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
     stats.update(_write_episode_stats(tmp, columns))
     write_stats(stats, tmp)
 
