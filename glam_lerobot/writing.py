@@ -5,7 +5,8 @@ descriptions and a function that turns one job into one episode. The writer
   1. validates each episode against the features (names, shapes, dtypes, NaN/inf, equal lengths),
   2. writes contiguous runs of jobs as shards with LeRobot's own create / add_frame / save_episode / finalize
      (one shard for one process, or shards of at most 20 episodes for several), producing episode k+1 in a thread
-     while LeRobot encodes episode k,
+     while LeRobot encodes episode k; a dataset with no video feature skips LeRobot's per-frame PNG staging
+     (arrow_episodes.py: the same files, written straight to Arrow),
   3. merges several shards with LeRobot's aggregate_datasets into what one process would have written, writes
      meta/glam.json and the dataset card,
   4. and only then renames the result into `root`.

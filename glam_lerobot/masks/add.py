@@ -3,8 +3,8 @@
 For each episode and camera a backend produces (T, H, W) boolean masks; they are cached per episode in a work
 folder beside the output (`<output>.masks-work/episode-000007.npz`, bit-packed), so an interrupted run resumes
 where it stopped. When every episode is done, the masks become one lossless image column per camera
-(schema.mask_key) in a new revision built by glam_lerobot.revisions.add_columns (LeRobot's add_features: videos
-copied byte for byte, the parent untouched), with stats, provenance in meta/glam.json and a dataset card.
+(schema.mask_key) in a new revision built by glam_lerobot.revisions.add_columns (the parent's videos copied byte
+for byte, the parent untouched), with stats, provenance in meta/glam.json and a dataset card.
 Frames where no object was found get an empty mask and are counted per camera, in the summary and in the
 provenance.
 """

@@ -7,7 +7,8 @@
    before it (a policy that asks at the last frame gets the latest motion, not a made-up one) and
    `latent.is_pad` = 1 marks it; a one-frame episode gets a zero latent, also marked.
 2. Revisions. Each dataset gets a new revision `<output>/datasets/<name>@<revision>` = parent + those two
-   columns (glam_lerobot.revisions.add_columns: LeRobot's add_features, videos copied byte for byte), whose
+   columns (glam_lerobot.revisions.add_columns: the parent's files copied byte for byte, the columns appended
+   to its data files), whose
    meta/glam.json records the world model (path, Hub repo/revision when known, sha256 of its weights). The
    parent is only read.
 3. Merged mixture dataset `<output>/mixture`: every frame of every dataset in one LeRobot dataset that stock
