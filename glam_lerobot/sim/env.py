@@ -15,6 +15,8 @@ rotation, gripper command), which the floating gripper follows through its mocap
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
@@ -92,8 +94,6 @@ class GlamSimEnv(gym.Env):
         t, self._trace = self._trace, None
         if t is None or not t["action"]:
             return
-        from pathlib import Path
-
         Path(self.trace_dir).mkdir(parents=True, exist_ok=True)
         arrays = {k: np.asarray(v) for k, v in t.items() if k != "seed"}
         np.savez(
