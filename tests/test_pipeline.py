@@ -407,3 +407,82 @@ def test_a_policy_stage_can_train_on_one_role_of_a_merged_mixture():
         episodes_of_roles(meta, ["third"])
     with pytest.raises(ValueError, match="merged mixture written by relabel"):
         episodes_of_roles({}, ["target"])
+
+
+def _nap_kinds(monkeypatch, spans: dict, fail: set):
+    """Two stand-in kinds: `nap` (works in a child process, as lerobot-train does) and `note` (works in-process)."""
+    import time
+
+    def work(stage, ctx):
+        start = time.time()
+        time.sleep(float(stage.settings.get("seconds", 0.4)))
+        if stage.name in fail:
+            raise RuntimeError(f"{stage.name} broke")
+        stage.outputs["out"].mkdir(parents=True, exist_ok=True)
+        spans[stage.name] = (start, time.time())
+        return {"slept": stage.settings.get("seconds", 0.4)}
+
+    base = dict(settings=("seconds", "after"), inputs=("after",), outputs=("out",))
+    monkeypatch.setitem(pipeline.KINDS, "nap", pipeline.Kind(work, subprocess=True, **base))
+    monkeypatch.setitem(pipeline.KINDS, "note", pipeline.Kind(work, **base))
+
+
+SIDE_BY_SIDE = {
+    "name": "side",
+    "jobs": 2,
+    "stages": [
+        {"name": "record", "run": "note", "with": {"seconds": 0.1}},
+        {"name": "glam", "run": "nap", "with": {"after": ["${record.out}"]}},
+        {"name": "glam_eval", "run": "nap", "with": {"after": ["${glam.out}"], "seconds": 0.1}},
+        {"name": "mip", "run": "nap", "with": {"after": ["${record.out}"]}},
+        {"name": "mip_eval", "run": "nap", "with": {"after": ["${mip.out}"], "seconds": 0.1}},
+        {"name": "plots", "run": "note", "with": {"after": ["${glam_eval.out}", "${mip_eval.out}"], "seconds": 0}},
+        {"name": "summary", "run": "summary"},
+    ],
+}
+
+
+def test_policy_stages_run_side_by_side_with_jobs(tmp_path, monkeypatch):
+    """With `jobs: 2`, the two policies train at once, each evaluation follows its policy, the plots wait for both,
+    and the summary's wall clock counts the overlap once."""
+    spans, fail = {}, set()
+    _nap_kinds(monkeypatch, spans, fail)
+    path = write_recipe(tmp_path, SIDE_BY_SIDE)
+    report = pipeline.run_recipe(pipeline.load_recipe(path, workdir=tmp_path / "run"))
+    assert set(report.status().values()) == {"ran"}
+    assert spans["mip"][0] < spans["glam"][1] and spans["glam"][0] < spans["mip"][1]  # they overlapped
+    assert spans["glam_eval"][0] >= spans["glam"][1] and spans["mip_eval"][0] >= spans["mip"][1]
+    assert spans["plots"][0] >= max(spans["glam_eval"][1], spans["mip_eval"][1])
+    assert (tmp_path / "run" / "logs" / "glam.console.log").read_text().count("done") == 1
+    summary = json.loads((tmp_path / "run" / "summary" / "summary.json").read_text())
+    stage_sum = sum(r["seconds"] for r in summary["stages"])
+    assert summary["seconds"] < stage_sum - 0.3  # 0.4 s of the two naps overlapped
+
+    spans.clear()  # one job: the recipe's order, one stage after the other
+    report = pipeline.run_recipe(pipeline.load_recipe(path, workdir=tmp_path / "one"), jobs=1)
+    order = sorted(spans, key=lambda k: spans[k][0])
+    assert order == ["record", "glam", "glam_eval", "mip", "mip_eval", "plots"]
+    assert all(spans[a][1] <= spans[b][0] for a, b in zip(order, order[1:], strict=False))
+
+
+def test_a_failure_beside_another_stage_keeps_the_others_work(tmp_path, monkeypatch):
+    """MIP's training breaks while GLAM's runs: GLAM and its evaluation still finish (they do not need MIP), the
+    run reports the failure, and running again redoes what needs MIP alone."""
+    spans, fail = {}, {"mip"}
+    _nap_kinds(monkeypatch, spans, fail)
+    path = write_recipe(tmp_path, SIDE_BY_SIDE)
+    with pytest.raises(pipeline.StageFailed, match="stage 'mip'.*mip broke"):
+        pipeline.run_recipe(pipeline.load_recipe(path, workdir=tmp_path / "run"))
+    markers = sorted(p.stem for p in (tmp_path / "run" / ".pipeline").glob("*.json") if "started" not in p.name)
+    assert markers == ["glam", "glam_eval", "record"]
+    fail.clear()
+    report = pipeline.run_recipe(pipeline.load_recipe(path, workdir=tmp_path / "run"))
+    assert report.status() == {
+        "record": "skipped",
+        "glam": "skipped",
+        "glam_eval": "skipped",
+        "mip": "ran",
+        "mip_eval": "ran",
+        "plots": "ran",
+        "summary": "ran",
+    }

@@ -44,6 +44,12 @@ def run(
         "`workdir` variable, runs/<recipe name>]",
     ),
     set_: list[str] = typer.Option(None, "--set", help="override a recipe variable, e.g. --set seed=3 (repeatable)"),
+    jobs: int = typer.Option(
+        None,
+        min=1,
+        help="stages at most at once: lerobot-train / lerobot-eval stages whose inputs are ready run side by side, "
+        "each logging to WORKDIR/logs/<stage>.console.log \\[default: the recipe's `jobs`, else 1]",
+    ),
 ) -> None:
     """Run a recipe's stages in order, skipping stages already done and resuming an interrupted one.
 
@@ -56,7 +62,7 @@ def run(
 
     loaded = _load(recipe, workdir, set_)
     try:
-        run_recipe(loaded)
+        run_recipe(loaded, jobs=jobs)
     except RecipeError as exc:
         _fail(str(exc))
     except StageFailed as exc:

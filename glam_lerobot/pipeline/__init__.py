@@ -7,6 +7,7 @@ A recipe is a list of named stages; each runs one kind of work with the same pla
 name: default
 vars: {workdir: runs/default, seed: 0, size: 64}     # ${name} anywhere below; --set name=value overrides
 full_scale: "what a paper-scale run does differently"  # printed by the summary
+jobs: 2                                               # lerobot-train/-eval stages side by side (--jobs overrides)
 stages:
   - name: kinova                                      # unique; later stages refer to ${kinova.dataset}
     run: record
@@ -22,6 +23,10 @@ relabel, train_policy, evaluate, transfer, plot, summary.
 
 Before anything runs, `load_recipe` resolves every variable and reference and checks every stage: known kind,
 known settings, required settings present, and every input produced by an earlier stage or already on disk.
+
+Side by side: with `jobs` > 1, a stage whose work is a child process (train_policy, evaluate) starts as soon as
+the stages it reads from are finished, beside the others (its output in logs/<stage>.console.log); the in-process
+stages keep their order. On 2 cores two 1-thread trainings side by side do about 1.5x the work of one.
 
 Skipping and resuming: a finished stage leaves `<workdir>/.pipeline/<name>.json` with a fingerprint of its
 resolved settings and of the stages it read from. A stage is skipped when that marker matches and its outputs

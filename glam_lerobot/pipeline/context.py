@@ -17,6 +17,7 @@ class Context:
     console: Any
     log_dir: Path
     progress: bool = True  # progress bars of long stages (off when runs go side by side: benchmark --jobs)
+    child_cpu: float = 0.0  # CPU seconds of the child processes run_logged waited for (stages side by side)
 
     def info(self, name: str) -> dict:
         """The recorded result of an earlier, finished stage (its marker's `info`)."""

@@ -43,6 +43,7 @@ class Recipe:
     stages: list[Stage]
     description: str = ""
     full_scale: str = ""
+    jobs: int = 1  # stages at most at once: subprocess kinds whose inputs are ready run side by side (runner.py)
 
     def stage(self, name: str) -> Stage:
         return next(s for s in self.stages if s.name == name)
@@ -62,6 +63,8 @@ class Kind:
     outputs: tuple[str, ...] = ()  # named outputs; the first is the primary one (default ${workdir}/<name>)
     derived: Callable[[dict[str, Path]], dict[str, Path]] | None = None  # outputs inside the primary one
     help: str = ""
+    # its work is a child process (lerobot-train, lerobot-eval), so it may run beside other stages (recipe `jobs`)
+    subprocess: bool = False
 
 
 # ---------------------------------------------------------------------------------------------- variables
@@ -175,11 +178,14 @@ def parse_recipe(
     where = f"recipe {path}" if path else "recipe"
     if not isinstance(data, dict):
         raise RecipeError(f"{where}: expected a mapping with name, vars, stages")
-    unknown = set(data) - {"name", "description", "vars", "stages", "full_scale"}
+    unknown = set(data) - {"name", "description", "vars", "stages", "full_scale", "jobs"}
     if unknown:
         raise RecipeError(
-            f"{where}: unknown field(s) {sorted(unknown)} (allowed: name, description, vars, stages, full_scale)"
+            f"{where}: unknown field(s) {sorted(unknown)} (allowed: name, description, vars, stages, full_scale, jobs)"
         )
+    jobs = data.get("jobs", 1)
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise RecipeError(f"{where}: 'jobs' must be a whole number >= 1 (stages at most at once), not {jobs!r}")
     name = str(data.get("name") or (path.stem if path else "recipe"))
     raw_vars = data.get("vars") or {}
     if not isinstance(raw_vars, dict):
@@ -287,6 +293,7 @@ def parse_recipe(
         stages=stages,
         description=str(data.get("description") or ""),
         full_scale=str(data.get("full_scale") or ""),
+        jobs=jobs,
     )
 
 

@@ -73,6 +73,16 @@ def plot_stage(stage: Stage, ctx: Context) -> dict:
     return {"files": files}
 
 
+def wall_clock(rows: list[dict]) -> float:
+    """Seconds during which at least one stage ran: stages side by side count once, the gaps between runs not."""
+    spans = sorted(r["interval"] for r in rows if r.get("interval"))
+    total, end = sum(r["seconds"] for r in rows if not r.get("interval")), float("-inf")
+    for a, b in spans:
+        total += max(0.0, b - max(a, end))
+        end = max(end, b)
+    return total
+
+
 def summary_stage(stage: Stage, ctx: Context) -> dict:
     """summary.md + summary.json: success rates, what each stage wrote where, and what full scale changes."""
     recipe, w = ctx.recipe, stage.settings
@@ -88,6 +98,7 @@ def summary_stage(stage: Stage, ctx: Context) -> dict:
                 "run": s.kind,
                 "seconds": round(saved.get("seconds", 0.0), 1),
                 "cpu_seconds": round(saved.get("cpu_seconds", 0.0), 1),
+                "interval": [saved["started_at"], saved["finished_at"]] if "started_at" in saved else None,
                 "outputs": {k: str(v) for k, v in s.outputs.items()},
                 "info": saved.get("info", {}),
             }
@@ -134,7 +145,7 @@ def summary_stage(stage: Stage, ctx: Context) -> dict:
             + ", ".join(f"{k}: `{v}`" for k, v in r["outputs"].items())
             + " |"
         )
-    total, cpu = sum(r["seconds"] for r in rows), sum(r["cpu_seconds"] for r in rows)
+    total, cpu = wall_clock(rows), sum(r["cpu_seconds"] for r in rows)
     lines += [
         "",
         f"Total: {total / 60:.1f} min wall clock, {cpu / 60:.1f} min of CPU (stages skipped on a later run "

@@ -130,6 +130,7 @@ KINDS: dict[str, Kind] = {
         outputs=("policy",),
         derived=_policy_outputs,
         help="stock lerobot-train --policy.type=glam_mip|mip (args: extra --key=value)",
+        subprocess=True,
     ),
     "evaluate": Kind(
         evaluate_stage,
@@ -149,6 +150,7 @@ KINDS: dict[str, Kind] = {
         inputs=("policy",),
         outputs=("eval",),
         help="stock lerobot-eval --env.type=glam_kinova: success rate in the simulator",
+        subprocess=True,
     ),
     "transfer": Kind(
         transfer_stage,

@@ -47,7 +47,9 @@ def run_logged(
                 f.write(line)
                 if show(line):
                     ctx.console.print(f"  {line.rstrip()[-160:]}", markup=False)
-            code = proc.wait()
+            _, status, usage = os.wait4(proc.pid, 0)  # wait() and the child's CPU, its reaped workers included
+            proc.returncode = code = os.waitstatus_to_exitcode(status)
+            ctx.child_cpu += usage.ru_utime + usage.ru_stime
         except BaseException:
             proc.kill()
             proc.wait()
