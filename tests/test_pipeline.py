@@ -120,6 +120,11 @@ MICRO = {
                 "evals": {"GLAM": "${eval.eval}"},
             },
         },
+        {
+            "name": "transfer",
+            "run": "transfer",
+            "with": {"world_model": "${wm.world_model}", "datasets": ["${umi.dataset}"], "episodes": [0]},
+        },
         {"name": "summary", "run": "summary"},
     ],
 }
@@ -192,6 +197,8 @@ def test_micro_recipe_runs_end_to_end(micro):
     verdict = "passed" if gate["passed"] else "FAILED"  # 3 steps: FAILED, but the section must say what was checked
     assert f"## World-model alignment gate (wm): {verdict}" in summary and "same-step retrieval" in summary
     assert str(ckpt.parent.parent.parent) in summary and "More episodes, more steps" in summary
+    strips = sorted((workdir / "transfer").glob("*.png"))  # the UMI episode replayed on the Kinova, frame by frame
+    assert strips and all(f"replay strip {png.stem}: {png}" in summary for png in strips)
     done = json.loads((workdir / ".pipeline" / "wm.json").read_text())
     assert done["info"]["steps"] == 3 and done["outputs"]["world_model"] == str(workdir / "wm")
 

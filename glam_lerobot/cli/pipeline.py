@@ -51,7 +51,8 @@ def run(
         "each logging to WORKDIR/logs/<stage>.console.log \\[default: the recipe's `jobs`, else 1]",
     ),
 ) -> None:
-    """Run a recipe's stages in order, skipping stages already done and resuming an interrupted one.
+    """Run a recipe's stages in order (with --jobs, trainings and evaluations side by side), skipping stages
+    already done and resuming an interrupted one.
 
     Reads the recipe and whatever its stages read. Writes every stage's outputs under WORKDIR (unless the recipe
     names other paths), WORKDIR/.pipeline/<stage>.json markers (finished stages, skipped on the next run) and

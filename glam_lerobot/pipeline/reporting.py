@@ -106,6 +106,10 @@ def summary_stage(stage: Stage, ctx: Context) -> dict:
     success = {r["stage"]: r["info"].get("pc_success") for r in rows if r["run"] == "evaluate"}
     transfer = {r["stage"]: r["info"].get("per_source") for r in rows if r["run"] == "transfer"}
     plots = {k: v for r in rows if r["run"] == "plot" for k, v in r["info"].get("files", {}).items()}
+    for r in rows:  # transfer's replay strips: the Kinova replaying another source's decoded latents, frame by frame
+        if r["run"] == "transfer" and Path(r["outputs"]["output"]).is_dir():
+            for png in sorted(Path(r["outputs"]["output"]).glob("*.png")):
+                plots[f"replay strip {png.stem}"] = str(png)
     lines = [f"# Pipeline {recipe.name}", ""]
     if recipe.description:
         lines += [recipe.description.strip(), ""]
