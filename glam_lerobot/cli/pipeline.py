@@ -89,6 +89,10 @@ def show(
     if loaded.description:
         console.print(loaded.description.strip())
     console.print(f"workdir {loaded.workdir}")
+    if loaded.jobs > 1:
+        console.print(
+            f"jobs {loaded.jobs}: lerobot-train / lerobot-eval stages whose inputs are ready run side by side"
+        )
     console.print("variables: " + ", ".join(f"{k}={v}" for k, v in loaded.variables.items() if k != "workdir"))
     colour = {"done": "green", "pending": "yellow", "changed": "red"}
     for i, row in enumerate(describe(loaded), 1):

@@ -26,7 +26,7 @@ known settings, required settings present, and every input produced by an earlie
 
 Side by side: with `jobs` > 1, a stage whose work is a child process (train_policy, evaluate) starts as soon as
 the stages it reads from are finished, beside the others (its output in logs/<stage>.console.log); the in-process
-stages keep their order. On 2 cores two 1-thread trainings side by side do about 1.5x the work of one.
+stages keep their order. On 2 cores two 1-thread trainings side by side did 1.4x the work of one (the default recipe).
 
 Skipping and resuming: a finished stage leaves `<workdir>/.pipeline/<name>.json` with a fingerprint of its
 resolved settings and of the stages it read from. A stage is skipped when that marker matches and its outputs
