@@ -137,10 +137,19 @@ class _Scheduler:
                         self.results[stage.name] = self.run_here(stage, title)
                     except StageFailed as exc:
                         failure = failure or exc
+                        if isinstance(exc.cause, KeyboardInterrupt):
+                            waiting.clear()  # Ctrl-C: nothing more starts
                     continue
                 if not running:
                     break  # what is left needs a stage that failed
-                for future in cf.wait(running, return_when=cf.FIRST_COMPLETED)[0]:
+                try:
+                    finished = cf.wait(running, return_when=cf.FIRST_COMPLETED)[0]
+                except KeyboardInterrupt as exc:  # Ctrl-C reaches the children too; wait for them to stop
+                    title, stage = next(iter(running.values()))
+                    failure = failure or StageFailed(stage.name, stage.kind, exc)
+                    waiting.clear()
+                    continue
+                for future in finished:
                     title, stage = running.pop(future)
                     try:
                         result = self.results[stage.name] = future.result()
