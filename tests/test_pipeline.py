@@ -305,6 +305,7 @@ def _record(name="kinova", **extra):
 
 
 def test_bad_recipes_fail_before_anything_runs(tmp_path):
+    _refused(tmp_path, {"jobs": 0, "stages": [_record()]}, r"'jobs' must be a whole number >= 1 .*not 0")
     _refused(
         tmp_path,
         {"stages": [_record(), {"name": "x", "run": "teleport"}]},

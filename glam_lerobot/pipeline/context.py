@@ -31,6 +31,13 @@ def new_console():
     return Console(highlight=False, soft_wrap=True)  # long paths and commands stay on one line, copyable
 
 
+def file_console(f):
+    """A console that writes to the open text file `f` (a stage or recipe run beside others)."""
+    from rich.console import Console
+
+    return Console(file=f, width=160, highlight=False)
+
+
 def write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

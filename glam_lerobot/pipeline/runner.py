@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from glam_lerobot.pipeline.context import Context, clear, new_console, write_json
+from glam_lerobot.pipeline.context import Context, clear, file_console, new_console, write_json
 from glam_lerobot.pipeline.recipe import MARKERS, Recipe, RecipeError, Stage
 from glam_lerobot.pipeline.stages import KINDS
 
@@ -145,7 +145,7 @@ class _Scheduler:
                 try:
                     finished = cf.wait(running, return_when=cf.FIRST_COMPLETED)[0]
                 except KeyboardInterrupt as exc:  # Ctrl-C reaches the children too; wait for them to stop
-                    title, stage = next(iter(running.values()))
+                    _, stage = next(iter(running.values()))
                     failure = failure or StageFailed(stage.name, stage.kind, exc)
                     waiting.clear()
                     continue
@@ -174,11 +174,9 @@ class _Scheduler:
         )
 
     def run_beside(self, stage: Stage, title: str, log: Path) -> StageResult:
-        from rich.console import Console
-
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "a") as f:
-            ctx = Context(self.recipe, Console(file=f, width=160, highlight=False), self.ctx.log_dir, progress=False)
+            ctx = Context(self.recipe, file_console(f), self.ctx.log_dir, progress=False)
             self.side.append(ctx)
             return _run_stage(self.recipe, stage, ctx, title, lambda: ctx.child_cpu)
 
@@ -251,11 +249,9 @@ def _run_logged(recipe: Recipe, log=None) -> RunReport:
     """run_recipe with its console written to the file `log` (appended), or to the terminal."""
     if log is None:
         return run_recipe(recipe)
-    from rich.console import Console
-
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as f:
-        return run_recipe(recipe, console=Console(file=f, width=160, highlight=False), progress=False)
+        return run_recipe(recipe, console=file_console(f), progress=False)
 
 
 def _forget_other_settings(recipe: Recipe, stage: Stage, ctx: Context) -> None:
