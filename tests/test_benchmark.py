@@ -173,6 +173,30 @@ def test_a_failing_run_does_not_stop_the_others_and_is_named(tmp_path, monkeypat
     assert any(line.startswith("done: glam-t1-a1") for line in seen)  # the run after the failure still ran
 
 
+def test_a_benchmark_trains_every_methods_first_seed_before_any_second_seed(tmp_path, monkeypatch):
+    """Stopped after three runs, a benchmark of three methods x 2 seeds has each method's seed 0 (method-major
+    order would have given two seeds of one method and nothing of the third)."""
+    from types import SimpleNamespace
+
+    from glam_lerobot.pipeline import runner
+
+    monkeypatch.setattr(benchmark, "run_recipe_of", lambda run, *a: SimpleNamespace(name=run.name, stages=[]))
+    monkeypatch.setattr(runner, "run_recipe", lambda recipe, console=None, progress=True: SimpleNamespace(results=[]))
+    monkeypatch.setattr(benchmark, "finish", lambda run, *a: {"k": 1, "n": 2, "seed": run.seed, "cached": False})
+    runs = benchmark.main_runs(["mip", "clam", "glam"], 2, benchmark.SCALES["micro"])
+    seen = []
+    benchmark.execute_all(runs, SimpleNamespace(task="lift"), benchmark.SCALES["micro"], tmp_path, log=seen.append)
+    done = [line.removeprefix("done: ").split(":")[0] for line in seen if line.startswith("done: ")]
+    assert done == [
+        "mip-t1-a0 seed 0",
+        "clam-t1-a0 seed 0",
+        "glam-t1-a1 seed 0",
+        "mip-t1-a0 seed 1",
+        "clam-t1-a0 seed 1",
+        "glam-t1-a1 seed 1",
+    ]
+
+
 def test_the_runner_runs_independent_recipes_side_by_side_and_reports_each_failure(tmp_path):
     """pipeline.run_recipes with 2 jobs (spawned processes): two recipes run, a failing one is returned, not raised."""
     from glam_lerobot import pipeline
