@@ -26,7 +26,8 @@ def benchmark(
     scale: str = typer.Option(
         "cpu",
         help="paper (paper data sizes, for a GPU), cpu (about an hour per seed on 2 cores "
-        "with --jobs 2 for lift), small or "
+        "with --jobs 2 for lift), starved (10 target episodes, the regime of the paper's Figure 4), "
+        "starved_long (the same, 5k policy steps), small or "
         "micro (plumbing smoke test); defined in glam_lerobot/benchmark.py SCALES",
     ),
     output: Path = typer.Option(Path("benchmark"), help="output folder (runs are cached here: rerun to resume)"),
