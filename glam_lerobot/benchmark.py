@@ -606,6 +606,46 @@ def motion_markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+STAGES = ("world_model", "relabel", "policy", "evaluate")
+
+
+def cost_summary(results: list[dict]) -> dict:
+    """Per run configuration (e.g. glam_o-t1-a8): the median wall-clock minutes of each stage over the seeds that
+    ran it, and of the whole run: what a scale costs on this machine, measured rather than estimated."""
+    by_run: dict[str, list[dict]] = {}
+    for r in results:
+        if r.get("timings"):
+            by_run.setdefault(r["run"], []).append(r["timings"])
+    out = {}
+    for name, timings in sorted(by_run.items()):
+        row = {"seeds": len(timings)}
+        for stage in STAGES:
+            values = [t[f"{stage}_s"] for t in timings if f"{stage}_s" in t]
+            row[stage] = float(np.median(values)) / 60 if values else None
+        row["total"] = float(np.median([sum(t.values()) for t in timings])) / 60
+        out[name] = row
+    return out
+
+
+def cost_markdown(cost: dict, jobs: int) -> str:
+    if not cost:
+        return ""
+    lines = [
+        "",
+        "## What a run cost here",
+        "",
+        f"Median wall-clock minutes per stage over the seeds that ran it, as run (this invocation: --jobs {jobs}; "
+        "runs trained side by side share the cores, and a resumed stage counts only its last part).",
+        "",
+        "| run | seeds | world model | relabel | policy | evaluate | total |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in cost.items():
+        cells = " | ".join("-" if row[s] is None else f"{row[s]:.1f}" for s in STAGES)
+        lines.append(f"| {name} | {row['seeds']} | {cells} | {row['total']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 def figure7(results: list[dict], runs: list[Run], task: str, out: Path) -> Path | None:
     """A rollout of GLAM-O and of MIP (training seed 0, main comparison) from the first held-out placement, the
     same for both and not chosen by outcome, against the scripted expert's demonstration from that placement."""
@@ -986,7 +1026,13 @@ def run_benchmark(
         if missing
         else ""
     )
-    text = markdown_table(summary, comparison, sc, task, seeds) + unfinished + motion_markdown(motion)
+    report["cost"] = cost_summary(results)
+    text = (
+        markdown_table(summary, comparison, sc, task, seeds)
+        + unfinished
+        + motion_markdown(motion)
+        + cost_markdown(report["cost"], jobs)
+    )
     (out / "results.md").write_text(text)
     bar_chart(summary, comparison, out / "success_rates.png", f"{task}, {sc.name} scale, {seeds} seed(s)")
     if scaling:

@@ -54,6 +54,26 @@ def test_summary_pools_seeds_and_compares_glam_o_with_the_best_baseline():
     assert (c["difference"], *c["newcombe_wilson95"]) == pytest.approx(stats.newcombe_wilson(26, 30, 16, 30))
 
 
+def test_the_cost_table_takes_the_median_of_each_stage_over_seeds():
+    results = [
+        {"run": "glam_o-t1-a8", "timings": {"world_model_s": w, "policy_s": p, "evaluate_s": 60}}
+        for w, p in ((600, 300), (900, 480), (660, 1200))
+    ]
+    results.append({"run": "mip-t1-a0", "timings": {"policy_s": 120, "evaluate_s": 30}})
+    results.append({"run": "mip-t1-a0", "cached": True})  # a run finished before timings were kept
+    cost = benchmark.cost_summary(results)
+    assert cost["glam_o-t1-a8"] == {
+        "seeds": 3,
+        "world_model": 11.0,
+        "relabel": None,
+        "policy": 8.0,
+        "evaluate": 1.0,
+        "total": 24.0,  # the median run (660 + 1200 + 60 s), not the sum of the stages' medians
+    }
+    assert cost["mip-t1-a0"]["seeds"] == 1 and cost["mip-t1-a0"]["total"] == 2.5
+    assert "| glam_o-t1-a8 | 3 | 11.0 | - | 8.0 | 1.0 | 24.0 |" in benchmark.cost_markdown(cost, jobs=2)
+
+
 # --- a micro run, end to end, twice ---------------------------------------------------------------------------------
 def test_the_scaling_report_asks_whether_auxiliary_data_substitutes_for_target_data(tmp_path):
     scale = benchmark.SCALES["starved"]
@@ -111,6 +131,13 @@ def test_micro_benchmark_runs_end_to_end_and_the_second_run_reuses_the_cache(tmp
         out / "results.md"
     ).read_text()
     assert len(list((out / "runs" / "mip-t1-a0" / "seed-0" / "eval" / "traces").glob("seed-*.npz"))) == 1
+    # what each run cost, from its stages' own clocks: MIP has no world model, GLAM-O every stage
+    cost = report["cost"]
+    assert cost["mip-t1-a0"]["world_model"] is None and cost["mip-t1-a0"]["policy"] > 0
+    assert (
+        all(cost["glam_o-t1-a1"][s] > 0 for s in benchmark.STAGES)
+        and "What a run cost here" in (out / "results.md").read_text()
+    )
     # every step of each run is on disk: data, world model (GLAM-O only), relabelled mixture, policy, evaluation
     glam_o = out / "runs" / "glam_o-t1-a1" / "seed-0"
     assert (glam_o / "wm" / "model.safetensors").is_file() and (glam_o / "relabel" / "mixture" / "meta").is_dir()
