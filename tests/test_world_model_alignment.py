@@ -15,7 +15,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_world_model import cli, frame_cache  # noqa: F401  (shared fixtures)
+from test_world_model import cli, frame_cache, train_args  # noqa: F401  (shared fixtures)
 from typer.testing import CliRunner
 
 from glam_lerobot import schema
@@ -259,3 +259,27 @@ def test_diagnose_command_reports_and_refuses_unpaired_episodes(pairs, tmp_path)
     assert strict.exit_code == 1  # CI can stop before a policy is trained on a misaligned model
     unpaired = CliRunner().invoke(app, [*args, "--aux", str(base / "umi_elsewhere")])
     assert unpaired.exit_code == 1 and "share a seed" in unpaired.output
+
+
+@pytest.mark.parametrize("method", ["clam", "lapa"])
+def test_diagnose_reports_the_baselines_too(pairs, tmp_path, method):
+    """The benchmark's CLAM and LAPA world models get the same report as GLAM's, with the gradient of their own
+    loss terms (the GLAM terms they do not have are not asked for)."""
+    cli(*train_args(pairs["mixture"], tmp_path / "wm", 2, "--method", method))
+    cli(
+        "diagnose",
+        "--world-model",
+        str(tmp_path / "wm"),
+        "--target",
+        str(pairs["base"] / "kinova_pairs"),
+        "--aux",
+        str(pairs["base"] / "umi_pairs"),
+        "--no-replay",
+    )
+    report = json.loads((tmp_path / "wm" / "diagnostics.json").read_text())
+    assert (
+        set(report["grad_norms"])
+        == {"clam": {"recon", "forward_idm", "action", "kl_idm"}, "lapa": {"recon", "forward", "next_frame"}}[method]
+    )
+    assert report["grad_norms"]["recon"]["image_encoder"] > 0
+    assert {"distance_ratio", "retrieval", "image_swap"} <= set(report["sources"]["test/umi-pairs"])

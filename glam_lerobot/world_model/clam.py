@@ -62,6 +62,10 @@ class CLAM(GLAM):
         total = recon + forward_idm + action + c.kl_weight * kl_idm
         return {"loss": total, "recon": recon, "forward_idm": forward_idm, "action": action, "kl_idm": kl_idm}
 
+    def term_weights(self, align_scale: float = 1.0) -> dict[str, float]:
+        """The weight of each term of loss_terms in the loss (diagnose reports each term's gradient)."""
+        return {"recon": 1.0, "forward_idm": 1.0, "action": 1.0, "kl_idm": self.config.kl_weight}
+
     def loss(self, batch: dict[str, torch.Tensor], align_scale: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
         """align_scale is GLAM's alignment warm-up; this model has no alignment term."""
         terms = self.loss_terms(batch)

@@ -157,7 +157,8 @@ class LAPA(GLAM):
         self.quantizer.train(was)
         return idx
 
-    def loss_terms(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def loss_terms(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Every loss term, and under "codes" the code indices the batch used (not a term)."""
         b = batch["images_t"].shape[0]
         pixels = torch.cat([batch["images_t"], batch["images_next"]]).float() / 255.0
         y = self.encoder(pixels)
@@ -170,11 +171,16 @@ class LAPA(GLAM):
         f = self.config.feature_dim
         next_frame = F.mse_loss(torch.sigmoid(self.decoder(pred[:, :f])), pixels[b:])
         total = recon + forward + next_frame
-        return {"loss": total, "recon": recon, "forward": forward, "next_frame": next_frame}, idx
+        return {"loss": total, "recon": recon, "forward": forward, "next_frame": next_frame, "codes": idx}
+
+    def term_weights(self, align_scale: float = 1.0) -> dict[str, float]:
+        """The weight of each term of loss_terms in the loss (diagnose reports each term's gradient)."""
+        return {"recon": 1.0, "forward": 1.0, "next_frame": 1.0}
 
     def loss(self, batch: dict[str, torch.Tensor], align_scale: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
         """align_scale is GLAM's alignment warm-up; this model has no alignment term."""
-        terms, idx = self.loss_terms(batch)
+        terms = self.loss_terms(batch)
+        idx = terms.pop("codes")
         ppl, used = NSVQ.usage(idx, self.quantizer.codebook_size)
         out = {k: float(v.detach()) for k, v in terms.items()}
         out.update(perplexity=ppl, codes_used=used)
