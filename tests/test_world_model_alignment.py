@@ -283,3 +283,20 @@ def test_diagnose_reports_the_baselines_too(pairs, tmp_path, method):
     )
     assert report["grad_norms"]["recon"]["image_encoder"] > 0
     assert {"distance_ratio", "retrieval", "image_swap"} <= set(report["sources"]["test/umi-pairs"])
+
+
+def test_the_replay_check_of_a_model_without_an_action_encoder_compares_with_its_own_target_latents():
+    from glam_lerobot.world_model.diagnose import gate
+
+    def report(replay):
+        row = {"distance_ratio": 0.05, "retrieval": 0.95, "image_swap": 0.1, "action_error": 0.2, "replay": replay}
+        return {"sources": {"umi": row}}
+
+    clam = gate(report({"episodes": 10, "aux": 9, "target": 10, "aux_rate": 0.9, "target_rate": 1.0}))
+    assert [c["check"] for c in clam if not c["passed"]] == []
+    assert "umi: replay success / target IDM's" in [c["check"] for c in clam]
+    glam = {"episodes": 10, "aux": 6, "target": 6, "encoder": 9, "aux_rate": 0.6, "target_rate": 0.6}
+    checks = gate(report({**glam, "encoder_rate": 0.9}))
+    (replay,) = [c for c in checks if "replay" in c["check"]]
+    assert replay["check"] == "umi: replay success / action encoder's" and not replay["passed"]
+    assert replay["value"] == pytest.approx(0.6 / 0.9)

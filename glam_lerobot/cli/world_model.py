@@ -244,7 +244,8 @@ def diagnose(
     Pairs episodes of TARGET and each AUX by their recording seed (meta/glam.json). Reports the same-seed /
     random latent distance ratio, same-step retrieval, decoded-action error, image-swap sensitivity, per-term
     gradient norms and (with --replay) open-loop Kinova replay success, then the gate (ratio <= 0.1, retrieval
-    >= 90%, image swap >= 0.05, decoded-action error <= 0.3, replay >= 80% of the action encoder's). Writes
+    >= 90%, image swap >= 0.05, decoded-action error <= 0.3, replay >= 80% of the action encoder's, or for
+    CLAM of its target IDM's). Writes
     OUTPUT/diagnostics.json.
     """
     from glam_lerobot.world_model import diagnose as diag

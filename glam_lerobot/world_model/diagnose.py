@@ -18,7 +18,8 @@ Measured per auxiliary source, against the paired target (Kinova) transitions:
   Kinova frames, pose kept), over the random distance: ~0 means the IDM ignores images;
 - `replay` (optional, runs the simulator): decode each aux episode's latents into Kinova actions and execute them
   open-loop from the pair's seed (transfer.decode_latents_to_kinova); success per source, beside the target's
-  own IDM latents and the action encoder's latents, whose success is the reference;
+  own IDM latents and the action encoder's latents, whose success is the reference (the target IDM's for a model
+  without an action encoder, CLAM);
 - `grad_norms`: per weighted loss term, the gradient norm it sends into the IDM and the image encoder on a batch
   of pair transitions (a term 10^4x larger than the others drowns them).
 
@@ -42,7 +43,7 @@ from glam_lerobot.world_model.relabel import idm_latents
 GATE = {
     "distance_ratio_max": 0.1,
     "retrieval_min": 0.9,
-    "replay_share_min": 0.8,  # aux replay success / the action encoder's own replay success
+    "replay_share_min": 0.8,  # aux replay success / the action encoder's (CLAM: the target IDM's) replay success
     "image_swap_min": 0.05,  # latent movement when only the images change, / random-pair distance
     # decoded-action RMS error in standardised units (1 = no better than predicting the mean action). Needed
     # beside the distance ratio: same-seed pairs sit ~5 mm apart, so even an untrained IDM that only echoes the
@@ -192,14 +193,14 @@ def _replay(model, task: str | None, target_root: Path, plist: list[Pair], laten
 
     if task is None:
         raise ValueError(f"{target_root}/meta/glam.json: no 'task': replay needs the simulated task")
-    out = {"episodes": len(plist), **dict.fromkeys(("aux", "target", "encoder"), 0)}
+    out = {"episodes": len(plist), **dict.fromkeys(latents, 0)}  # CLAM has no action encoder: no "encoder"
     start = 0
     for p in plist:
         end = start + len(p.target_rows)
         for kind, z in latents.items():
             out[kind] += int(decode_latents_to_kinova(model, z[start:end], task, p.seed, None)["success"])
         start = end
-    for kind in ("aux", "target", "encoder"):
+    for kind in latents:
         out[f"{kind}_rate"] = out[kind] / max(len(plist), 1)
     return out
 
@@ -276,12 +277,13 @@ def gate(report: dict, losses: list[dict] | None = None, warmup: int = 0) -> lis
             )
         if "replay" in r:
             rp = r["replay"]
-            ref = max(rp["encoder_rate"], 1e-9)
+            # the reference: the action encoder's latents, or for a model without one (CLAM) the target IDM's own
+            ref, label = ("encoder", "action encoder's") if "encoder" in rp else ("target", "target IDM's")
             check(
-                f"{name}: replay success / action encoder's",
-                rp["aux_rate"] / ref if rp["encoder"] else 0.0,
-                rp["encoder"] > 0 and rp["aux_rate"] >= GATE["replay_share_min"] * rp["encoder_rate"],
-                f">= {GATE['replay_share_min']:.0%} (encoder {rp['encoder']}/{rp['episodes']})",
+                f"{name}: replay success / {label}",
+                rp["aux_rate"] / rp[f"{ref}_rate"] if rp[ref] else 0.0,
+                rp[ref] > 0 and rp["aux_rate"] >= GATE["replay_share_min"] * rp[f"{ref}_rate"],
+                f">= {GATE['replay_share_min']:.0%} ({ref} {rp[ref]}/{rp['episodes']})",
             )
     if losses:
         after = [r["align"] for r in losses if r["step"] >= warmup and "align" in r]
@@ -314,9 +316,10 @@ def lines(report: dict, checks: list[dict]) -> list[str]:
         out.append(s)
         if "replay" in r:
             rp = r["replay"]
+            names = {"aux": "aux latents", "target": "target IDM", "encoder": "action encoder"}
             out.append(
-                f"  open-loop Kinova replay: aux latents {rp['aux']}/{rp['episodes']}, target IDM "
-                f"{rp['target']}/{rp['episodes']}, action encoder {rp['encoder']}/{rp['episodes']}"
+                "  open-loop Kinova replay: "
+                + ", ".join(f"{names[k]} {rp[k]}/{rp['episodes']}" for k in names if k in rp)
             )
     if "grad_norms" in report:
         g = report["grad_norms"]
