@@ -282,6 +282,7 @@ def test_diagnose_reports_the_baselines_too(pairs, tmp_path, method):
         == {"clam": {"recon", "forward_idm", "action", "kl_idm"}, "lapa": {"recon", "forward", "next_frame"}}[method]
     )
     assert report["grad_norms"]["recon"]["image_encoder"] > 0
+    assert report["grad_norms"]["forward_idm" if method == "clam" else "forward"]["idm"] > 0  # as in training
     assert {"distance_ratio", "retrieval", "image_swap"} <= set(report["sources"]["test/umi-pairs"])
 
 

@@ -28,6 +28,7 @@ Measured per auxiliary source, against the paired target (Kinova) transitions:
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,7 +207,10 @@ def _replay(model, task: str | None, target_root: Path, plist: list[Pair], laten
 
 
 def term_gradient_norms(model, pairs: PairSet, size: int = 64, seed: int = 0) -> dict[str, dict[str, float]]:
-    """{term: {"idm": norm, "image_encoder": norm}}: the gradient each weighted loss term sends into each part."""
+    """{term: {"idm": norm, "image_encoder": norm}}: the gradient each weighted loss term sends into each part, as
+    in training: on a copy in training mode (LAPA's quantiser passes no gradient to its IDM in eval mode, and in
+    training mode it updates its codebook, which the model diagnosed must not see)."""
+    model = copy.deepcopy(model).train()
     c = model.config
     sources = [pairs.target] + [s for s, _ in pairs.aux.values()]
     ds = wm_data.TransitionDataset(sources, c.cameras, c.input, c.image_size, c.arms)
