@@ -627,15 +627,15 @@ def cost_summary(results: list[dict]) -> dict:
     return out
 
 
-def cost_markdown(cost: dict, jobs: int) -> str:
+def cost_markdown(cost: dict) -> str:
     if not cost:
         return ""
     lines = [
         "",
         "## What a run cost here",
         "",
-        f"Median wall-clock minutes per stage over the seeds that ran it, as run (this invocation: --jobs {jobs}; "
-        "runs trained side by side share the cores, and a resumed stage counts only its last part).",
+        "Median wall-clock minutes per stage over the seeds that ran it, as they ran (runs trained side by side "
+        "with --jobs share the cores, so these are not one run alone; a resumed stage counts only its last part).",
         "",
         "| run | seeds | world model | relabel | policy | evaluate | total |",
         "|---|---|---|---|---|---|---|",
@@ -1031,7 +1031,7 @@ def run_benchmark(
         markdown_table(summary, comparison, sc, task, seeds)
         + unfinished
         + motion_markdown(motion)
-        + cost_markdown(report["cost"], jobs)
+        + cost_markdown(report["cost"])
     )
     (out / "results.md").write_text(text)
     bar_chart(summary, comparison, out / "success_rates.png", f"{task}, {sc.name} scale, {seeds} seed(s)")

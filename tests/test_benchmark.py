@@ -71,7 +71,7 @@ def test_the_cost_table_takes_the_median_of_each_stage_over_seeds():
         "total": 24.0,  # the median run (660 + 1200 + 60 s), not the sum of the stages' medians
     }
     assert cost["mip-t1-a0"]["seeds"] == 1 and cost["mip-t1-a0"]["total"] == 2.5
-    assert "| glam_o-t1-a8 | 3 | 11.0 | - | 8.0 | 1.0 | 24.0 |" in benchmark.cost_markdown(cost, jobs=2)
+    assert "| glam_o-t1-a8 | 3 | 11.0 | - | 8.0 | 1.0 | 24.0 |" in benchmark.cost_markdown(cost)
 
 
 # --- a micro run, end to end, twice ---------------------------------------------------------------------------------
