@@ -672,13 +672,6 @@ def figure7(results: list[dict], runs: list[Run], task: str, out: Path) -> Path 
     return path
 
 
-def execution_order(pending: list[Run], runs: list[Run]) -> list[int]:
-    """Indices into `runs` of the pending runs, seed 0 of every method first, then seed 1, ...: a benchmark stopped
-    early (or read with --finished-only meanwhile) then has every method at its first seeds rather than one method
-    at all of them."""
-    return sorted((runs.index(r) for r in pending), key=lambda i: (runs[i].seed, i))
-
-
 def execute_all(runs: list[Run], data: Data, scale: Scale, out: Path, jobs: int = 1, log=print) -> list[dict]:
     """Train and evaluate every run as a recipe on the pipeline runner (pipeline.run_recipes: `jobs` at a time,
     each in its own process with scale.threads torch threads; finished stages are skipped, an interrupted one
@@ -687,7 +680,9 @@ def execute_all(runs: list[Run], data: Data, scale: Scale, out: Path, jobs: int 
     from glam_lerobot.pipeline import run_recipes
 
     results: list[dict | None] = [cached_result(run, out) for run in runs]
-    todo = execution_order([run for run, r in zip(runs, results, strict=True) if r is None], runs)
+    # seed 0 of every method first, then seed 1, ...: a benchmark stopped early (or read with --finished-only
+    # meanwhile) has every method at its first seeds rather than one method at all of them
+    todo = sorted((i for i, r in enumerate(results) if r is None), key=lambda i: (runs[i].seed, i))
     recipes = [run_recipe_of(runs[i], data, scale, out) for i in todo]
     for n, (i, recipe) in enumerate(zip(todo, recipes, strict=True), 1):
         run = runs[i]

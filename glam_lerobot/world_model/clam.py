@@ -36,7 +36,7 @@ class CLAM(GLAM):
         raise TypeError("CLAM has no action encoder: its action decoder reads the IDM's latent")
 
     def loss_terms(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Every loss term as a tensor (for tests and inspection); `loss` sums them."""
+        """Every loss term as a tensor, unweighted; GLAM.loss weighs them with term_weights."""
         c = self.config
         tgt = batch["is_target"].float()
         n_tgt = tgt.sum().clamp_min(1.0)
@@ -59,17 +59,11 @@ class CLAM(GLAM):
         rel = self._norm("action", schema.relative_action(batch["action"], batch["state_t"], c.arms))
         action = target_mean((self.action_decoder(z_i) - rel).pow(2).mean(-1))
         kl_idm = target_mean(kl_to_standard_normal(mean_i, logvar_i))
-        total = recon + forward_idm + action + c.kl_weight * kl_idm
-        return {"loss": total, "recon": recon, "forward_idm": forward_idm, "action": action, "kl_idm": kl_idm}
+        return {"recon": recon, "forward_idm": forward_idm, "action": action, "kl_idm": kl_idm}
 
     def term_weights(self, align_scale: float = 1.0) -> dict[str, float]:
-        """The weight of each term of loss_terms in the loss (diagnose reports each term's gradient)."""
+        """GLAM's weights for the terms CLAM has (align_scale: GLAM's warm-up; CLAM has no alignment term)."""
         return {"recon": 1.0, "forward_idm": 1.0, "action": 1.0, "kl_idm": self.config.kl_weight}
-
-    def loss(self, batch: dict[str, torch.Tensor], align_scale: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
-        """align_scale is GLAM's alignment warm-up; this model has no alignment term."""
-        terms = self.loss_terms(batch)
-        return terms["loss"], {k: float(v.detach()) for k, v in terms.items()}
 
 
 __all__ = ["CLAM"]

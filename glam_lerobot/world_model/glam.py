@@ -248,7 +248,11 @@ class GLAM(nn.Module):
 
     def loss(self, batch: dict[str, torch.Tensor], align_scale: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
         """The weighted sum of `loss_terms`; `align_scale` multiplies lambda (the trainer's warm-up)."""
-        terms = self.loss_terms(batch)
+        return self.weigh(self.loss_terms(batch), align_scale)
+
+    def weigh(self, terms: dict[str, torch.Tensor], align_scale: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
+        """(loss, logged terms): the one place term_weights are applied, for this model and the baselines built on
+        it (diagnose reads the same weights for its per-term gradients)."""
         weights = self.term_weights(align_scale)
         total = sum(weights[k] * terms[k] for k in weights)
         return total, {"loss": float(total.detach()), **{k: float(v.detach()) for k, v in terms.items()}}

@@ -170,21 +170,20 @@ class LAPA(GLAM):
         forward = (pred - x_next.detach()).pow(2).mean(-1).mean()
         f = self.config.feature_dim
         next_frame = F.mse_loss(torch.sigmoid(self.decoder(pred[:, :f])), pixels[b:])
-        total = recon + forward + next_frame
-        return {"loss": total, "recon": recon, "forward": forward, "next_frame": next_frame, "codes": idx}
+        return {"recon": recon, "forward": forward, "next_frame": next_frame, "codes": idx}
 
     def term_weights(self, align_scale: float = 1.0) -> dict[str, float]:
-        """The weight of each term of loss_terms in the loss (diagnose reports each term's gradient)."""
+        """Equal weights (align_scale: GLAM's warm-up; LAPA has no alignment term)."""
         return {"recon": 1.0, "forward": 1.0, "next_frame": 1.0}
 
     def loss(self, batch: dict[str, torch.Tensor], align_scale: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
-        """align_scale is GLAM's alignment warm-up; this model has no alignment term."""
+        """GLAM's weighted sum, with the batch's codebook use logged beside the terms."""
         terms = self.loss_terms(batch)
         idx = terms.pop("codes")
+        total, out = self.weigh(terms)
         ppl, used = NSVQ.usage(idx, self.quantizer.codebook_size)
-        out = {k: float(v.detach()) for k, v in terms.items()}
         out.update(perplexity=ppl, codes_used=used)
-        return terms["loss"], out
+        return total, out
 
 
 def codebook_usage(model: LAPA) -> dict:
