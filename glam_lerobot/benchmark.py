@@ -958,11 +958,13 @@ def run_benchmark(
     data_dir: Path | str | None = None,
     jobs: int = 1,
     finished_only: bool = False,
+    resume_from: Path | str | None = None,
     log=print,
 ) -> dict:
     """Record or reuse the data, train and evaluate every (method, seed), `jobs` runs at a time, and write the
     table, plots and JSON. `finished_only`: train nothing, report the runs already finished (the others are
-    listed as missing)."""
+    listed as missing). `resume_from`: an earlier report's results.json whose finished runs count as done here
+    (restore_runs)."""
     sc = scale if isinstance(scale, Scale) else check_request(task, methods, seeds, scale)
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
@@ -978,6 +980,9 @@ def run_benchmark(
     settings_path.write_text(json.dumps(settings, indent=2) + "\n")
     data = Data(Path(data_dir) if data_dir else out / "data", task, sc)
     data.root.mkdir(parents=True, exist_ok=True)
+    if resume_from:
+        restored = restore_runs(Path(resume_from), task, sc, data, out)
+        log(f"{len(restored)} finished run(s) restored from {resume_from}: " + ", ".join(restored))
 
     t0 = time.perf_counter()
     runs = main_runs(methods, seeds, sc)
@@ -1046,6 +1051,39 @@ def run_benchmark(
     tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
     tmp.rename(out / "results.json")
     return report
+
+
+def restore_runs(report_path: Path, task: str, sc: Scale, data: Data, out: Path) -> list[str]:
+    """Seed OUTPUT's run cache with the finished runs of an earlier report (its results.json), so that a fresh
+    machine adds seeds or methods to a published benchmark without retraining what the report already holds.
+    Those runs trained on the report's data: every chunk it lists is recorded (or found) here first, and its
+    episode and frame counts must equal the report's (the recording is seeded), else nothing is restored. A run
+    already in OUTPUT is kept. Returns the restored runs' names."""
+    report = json.loads(report_path.read_text())
+    if report.get("task") != task or report.get("scale") != json.loads(json.dumps(asdict(sc))):
+        raise ValueError(
+            f"--resume-from {report_path}: a benchmark of task {report.get('task')!r} at scale "
+            f"{report.get('scale', {}).get('name')!r} with other settings than {task!r} at {sc.name!r}"
+        )
+    for name, before in report.get("data", {}).items():
+        kind, k = name.rsplit("-", 1)
+        data.ensure_chunk(kind, int(k))
+        now = data.summaries[name]
+        if (now["episodes"], now["frames"]) != (before["episodes"], before["frames"]):
+            raise ValueError(
+                f"--resume-from {report_path}: {name} has {now['episodes']} episodes / {now['frames']} frames "
+                f"here and {before['episodes']} / {before['frames']} in the report: not the same data, so its "
+                "runs are not comparable with new ones (nothing restored)"
+            )
+    restored = []
+    for r in report.get("runs", []):
+        folder = out / "runs" / r["run"] / f"seed-{r['seed']}"
+        if (folder / "result.json").is_file():
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        save_result({**r, "restored_from": str(report_path)}, folder)
+        restored.append(f"{r['run']} seed {r['seed']}")
+    return restored
 
 
 def summary_lines(report: dict, output: Path) -> list[str]:

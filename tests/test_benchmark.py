@@ -170,6 +170,21 @@ def test_micro_benchmark_runs_end_to_end_and_the_second_run_reuses_the_cache(tmp
         ("glam_o", 1),
     }
 
+    # on a fresh machine (new output, data recorded again), an earlier report's finished runs count as done:
+    # nothing is retrained and the tables are the same; a report of other data restores nothing
+    fresh = tmp_path / "fresh"
+    resumed = CliRunner().invoke(app, [*args[:-1], str(fresh), "--resume-from", str(out / "results.json")])
+    assert resumed.exit_code == 0, resumed.output + repr(resumed.exception)
+    assert "0 run(s) trained, 2 reused" in resumed.output and "2 finished run(s) restored" in resumed.output
+    assert json.loads((fresh / "results.json").read_text())["summary"] == report["summary"]
+    other_data = {**report, "data": {**report["data"], "target-000": {"episodes": 1, "frames": 99999}}}
+    (tmp_path / "other.json").write_text(json.dumps(other_data))
+    refused = CliRunner().invoke(
+        app, [*args[:-1], str(tmp_path / "fresh2"), "--resume-from", str(tmp_path / "other.json")]
+    )
+    assert refused.exit_code == 1 and "nothing restored" in refused.output
+    assert not (tmp_path / "fresh2" / "runs").exists()
+
     # asking the same folder for another scale is refused, before anything is overwritten
     other = CliRunner().invoke(app, [*args[:-4], "--scale", "cpu", "--output", str(out)])
     assert other.exit_code == 1 and "other settings" in other.output

@@ -52,6 +52,14 @@ def benchmark(
         help="train nothing: write the tables and plots from the runs already finished in OUTPUT "
         "(while another benchmark still trains there, or after one was stopped) and list the missing ones",
     ),
+    resume_from: Path = typer.Option(
+        None,
+        exists=True,
+        dir_okay=False,
+        help="an earlier report's results.json (e.g. benchmarks/results/lift-starved/): its finished runs count "
+        "as done in OUTPUT, so that a fresh machine adds seeds or methods without retraining them; the data is "
+        "recorded again and must match the report's episode and frame counts",
+    ),
 ) -> None:
     """Train every method on the same simulated data and evaluate each on held-out seeds.
 
@@ -80,6 +88,7 @@ def benchmark(
             data_dir=data_dir,
             jobs=jobs,
             finished_only=finished_only,
+            resume_from=resume_from,
             log=lambda msg: console.print(f"[dim]{escape(msg)}[/]"),
         )
     except (ValueError, FileExistsError, FileNotFoundError, RuntimeError) as exc:
