@@ -972,7 +972,7 @@ def run_benchmark(
     settings = {"task": task, "scale": asdict(sc)}
     if settings_path.is_file():
         before = json.loads(settings_path.read_text())
-        if before["task"] != task or before["scale"] != json.loads(json.dumps(asdict(sc))):
+        if not same_settings(before, task, sc):
             raise ValueError(
                 f"{out} holds a benchmark of task {before['task']!r} at scale "
                 f"{before['scale']['name']!r} with other settings; choose another --output"
@@ -1053,36 +1053,48 @@ def run_benchmark(
     return report
 
 
+def same_settings(saved: dict, task: str, sc: Scale) -> bool:
+    """Does a saved benchmark.json or results.json describe `task` at exactly scale `sc`?"""
+    return saved.get("task") == task and saved.get("scale") == json.loads(json.dumps(asdict(sc)))
+
+
 def restore_runs(report_path: Path, task: str, sc: Scale, data: Data, out: Path) -> list[str]:
     """Seed OUTPUT's run cache with the finished runs of an earlier report (its results.json), so that a fresh
     machine adds seeds or methods to a published benchmark without retraining what the report already holds.
     Those runs trained on the report's data: every chunk it lists is recorded (or found) here first, and its
     episode and frame counts must equal the report's (the recording is seeded), else nothing is restored. A run
     already in OUTPUT is kept. Returns the restored runs' names."""
-    report = json.loads(report_path.read_text())
-    if report.get("task") != task or report.get("scale") != json.loads(json.dumps(asdict(sc))):
+    try:
+        report = json.loads(report_path.read_text())
+        runs = [(r["run"], r["seed"], r) for r in report["runs"]]
+        chunks = {name: (d["episodes"], d["frames"]) for name, d in report["data"].items()}
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(
+            f"--resume-from {report_path}: not a benchmark's results.json ({type(exc).__name__}: {exc})"
+        ) from None
+    if not same_settings(report, task, sc):
         raise ValueError(
             f"--resume-from {report_path}: a benchmark of task {report.get('task')!r} at scale "
             f"{report.get('scale', {}).get('name')!r} with other settings than {task!r} at {sc.name!r}"
         )
-    for name, before in report.get("data", {}).items():
+    for name, before in chunks.items():
         kind, k = name.rsplit("-", 1)
         data.ensure_chunk(kind, int(k))
-        now = data.summaries[name]
-        if (now["episodes"], now["frames"]) != (before["episodes"], before["frames"]):
+        now = (data.summaries[name]["episodes"], data.summaries[name]["frames"])
+        if now != before:
             raise ValueError(
-                f"--resume-from {report_path}: {name} has {now['episodes']} episodes / {now['frames']} frames "
-                f"here and {before['episodes']} / {before['frames']} in the report: not the same data, so its "
-                "runs are not comparable with new ones (nothing restored)"
+                f"--resume-from {report_path}: {name} has {now[0]} episodes / {now[1]} frames here and "
+                f"{before[0]} / {before[1]} in the report: not the same data, so its runs are not comparable "
+                "with new ones (nothing restored)"
             )
     restored = []
-    for r in report.get("runs", []):
-        folder = out / "runs" / r["run"] / f"seed-{r['seed']}"
+    for name, seed, r in runs:
+        folder = out / "runs" / name / f"seed-{seed}"
         if (folder / "result.json").is_file():
             continue
         folder.mkdir(parents=True, exist_ok=True)
         save_result({**r, "restored_from": str(report_path)}, folder)
-        restored.append(f"{r['run']} seed {r['seed']}")
+        restored.append(f"{name} seed {seed}")
     return restored
 
 

@@ -184,6 +184,12 @@ def test_micro_benchmark_runs_end_to_end_and_the_second_run_reuses_the_cache(tmp
     )
     assert refused.exit_code == 1 and "nothing restored" in refused.output
     assert not (tmp_path / "fresh2" / "runs").exists()
+    (tmp_path / "truncated.json").write_text((out / "results.json").read_text()[:500])
+    broken = CliRunner().invoke(
+        app, [*args[:-1], str(tmp_path / "fresh3"), "--resume-from", str(tmp_path / "truncated.json")]
+    )
+    assert broken.exit_code == 1 and "not a benchmark's results.json" in broken.output.replace("\n", " ")
+    assert not (tmp_path / "fresh3" / "runs").exists()
 
     # asking the same folder for another scale is refused, before anything is overwritten
     other = CliRunner().invoke(app, [*args[:-4], "--scale", "cpu", "--output", str(out)])
