@@ -28,7 +28,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +61,7 @@ class Scale:
     threads: int | None = None  # torch threads per process (1 is fastest on a shared CPU)
     policy_lr: float | None = None  # None: the policy's own default (MIP's 1e-4, tuned for 100k steps)
     record_workers: int = 2
+    wm_image_shift: int = 0  # world-model training's random shift of the frames, pixels (train-wm --image-shift)
     description: str = ""
 
 
@@ -183,6 +184,15 @@ SCALES["starved_long"] = replace(
     name="starved_long",
     policy_steps=5000,
     description="the starved scale with 5k policy steps at 3e-4",
+)
+# The starved comparison with the world models trained on randomly shifted frames (train-wm --image-shift 4, DrQ):
+# the one setting measured to pass the alignment gate's retrieval and decoded-action checks (benchmarks/results/
+# wm-alignment); does a better-aligned world model give a better policy on the same data, seeds and budget?
+SCALES["starved_shift"] = replace(
+    SCALES["starved"],
+    name="starved_shift",
+    wm_image_shift=4,
+    description="the starved scale with world models trained on frames shifted by up to 4 px",
 )
 
 METHODS = ("mip", "clam", "clam_o", "lapa", "lapa_o", "glam", "glam_o", "glam_o_3src")
@@ -407,6 +417,7 @@ def run_recipe_data(run: Run, data: Data, scale: Scale, folder: Path) -> dict:
                     "image_size": scale.image_size,
                     "save_every": max(scale.wm_steps // 5, 1),
                     "threads": scale.threads,
+                    **({"image_shift": scale.wm_image_shift} if scale.wm_image_shift else {}),
                 },
                 "outputs": {"world_model": "${workdir}/wm"},
             },
@@ -1055,7 +1066,10 @@ def run_benchmark(
 
 def same_settings(saved: dict, task: str, sc: Scale) -> bool:
     """Does a saved benchmark.json or results.json describe `task` at exactly scale `sc`?"""
-    return saved.get("task") == task and saved.get("scale") == json.loads(json.dumps(asdict(sc)))
+    # a report written before a Scale field existed was made with that field's default
+    defaults = {f.name: f.default for f in fields(Scale) if f.default is not MISSING}
+    saved_scale = {**json.loads(json.dumps(defaults)), **saved.get("scale", {})}
+    return saved.get("task") == task and saved_scale == json.loads(json.dumps(asdict(sc)))
 
 
 def restore_runs(report_path: Path, task: str, sc: Scale, data: Data, out: Path) -> list[str]:

@@ -115,6 +115,17 @@ def load_pairs(
     return out
 
 
+def _other_pair_rows(rows: list[np.ndarray]) -> np.ndarray:
+    """For each transition of pair i at step t, the row of pair i + 1 (cyclically) at step t, or its last step if it
+    is shorter: the same source and time in another scene."""
+    return np.concatenate(
+        [
+            rows[(i + 1) % len(rows)][np.minimum(np.arange(len(r)), len(rows[(i + 1) % len(rows)]) - 1)]
+            for i, r in enumerate(rows)
+        ]
+    )
+
+
 def _rms(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(((a - b) ** 2).mean(-1)).mean())
 
@@ -148,6 +159,12 @@ def diagnose(model, pairs: PairSet, replay: bool = False, grad_batch: int = 64, 
         z_a_swap = idm_latents(model, src, a_rows, tgt, t_rows)
         z_t_swap = idm_latents(model, tgt, t_rows, src, a_rows)
         swap = 0.5 * (np.linalg.norm(z_a_swap - z_a, axis=1).mean() + np.linalg.norm(z_t_swap - z_t, axis=1).mean())
+        # image content: each source's frames replaced by another pair's (another scene) at the same step, pose kept
+        z_a_other = idm_latents(model, src, a_rows, src, _other_pair_rows([p.aux_rows for p in plist]))
+        z_t_other = idm_latents(model, tgt, t_rows, tgt, _other_pair_rows([p.target_rows for p in plist]))
+        content = 0.5 * (
+            np.linalg.norm(z_a_other - z_a, axis=1).mean() + np.linalg.norm(z_t_other - z_t, axis=1).mean()
+        )
         row = {
             "pairs": len(plist),
             "transitions": int(len(z_a)),
@@ -157,6 +174,7 @@ def diagnose(model, pairs: PairSet, replay: bool = False, grad_batch: int = 64, 
             "retrieval": float(np.mean(hits)) if hits else float("nan"),
             "retrieval_chance": float(np.mean(chance)) if chance else float("nan"),
             "image_swap": float(swap) / max(random_d, 1e-12),
+            "image_content": float(content) / max(random_d, 1e-12),
         }
         if has_decoder and tgt.action is not None:
             rel = schema.relative_action(tgt.action[t_rows], tgt.state[t_rows], model.config.arms)
