@@ -301,3 +301,44 @@ def test_the_replay_check_of_a_model_without_an_action_encoder_compares_with_its
     (replay,) = [c for c in checks if "replay" in c["check"]]
     assert replay["check"] == "umi: replay success / action encoder's" and not replay["passed"]
     assert replay["value"] == pytest.approx(0.6 / 0.9)
+
+
+def _two_scene_pairs(n: int = 12):
+    """Two same-seed pairs whose Kinova and UMI frames are identical (an embodiment the images do not show) and
+    whose two scenes differ; the poses follow the same motion in both sources."""
+    from glam_lerobot.world_model.diagnose import Pair, PairSet
+
+    rng = np.random.default_rng(0)
+    scenes = [rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8) for _ in range(2)]
+    ee = np.concatenate([_same_motion_two_sources(n, seed)[0].ee_pose for seed in range(2)])
+
+    def source(name, role):
+        src = _source(name, role, ee, np.concatenate(scenes))
+        src.episode_index = np.repeat([0, 1], n)
+        src.frame_index = np.tile(np.arange(n), 2)
+        return src
+
+    tgt, aux = source("kinova", "target"), source("umi", "auxiliary")
+    rows = [np.arange(n - 1), n + np.arange(n - 1)]
+    return PairSet(target=tgt, aux={"umi": (aux, [Pair(s, r, r) for s, r in enumerate(rows)])})
+
+
+def test_the_image_check_asks_whether_images_reach_the_latent_not_whether_the_embodiment_does():
+    """Swapping a pair's frames moves nothing when both embodiments' frames look alike (what GLAM-O's object masks
+    aim for), so the gate's image check replaces the frames with another scene's: alive passes, dead fails."""
+    from glam_lerobot.world_model.diagnose import diagnose, gate
+    from glam_lerobot.world_model.glam import GLAM, GLAMConfig
+
+    torch.manual_seed(0)
+    pairs = _two_scene_pairs()
+    model = GLAM(GLAMConfig(image_size=32))
+    alive = diagnose(model, pairs)["sources"]["umi"]
+    assert alive["image_swap"] < 1e-6 and alive["image_content"] > 0.05
+    (check,) = [c for c in gate({"sources": {"umi": alive}}) if "image" in c["check"]]
+    assert check["passed"] and check["value"] == alive["image_content"]
+
+    for p in model.encoder.parameters():  # a dead image path: the same visual feature for every frame
+        torch.nn.init.zeros_(p)
+    dead = diagnose(model, pairs)["sources"]["umi"]
+    assert dead["image_content"] < 1e-6
+    assert not [c for c in gate({"sources": {"umi": dead}}) if "image" in c["check"]][0]["passed"]

@@ -242,10 +242,10 @@ def diagnose(
     """Alignment diagnostics on unseen same-seed pairs: do two sources get the same latent for the same motion?
 
     Pairs episodes of TARGET and each AUX by their recording seed (meta/glam.json). Reports the same-seed /
-    random latent distance ratio, same-step retrieval, decoded-action error, image-swap sensitivity, per-term
-    gradient norms and (with --replay) open-loop Kinova replay success, then the gate (ratio <= 0.1, retrieval
-    >= 90%, image swap >= 0.05, decoded-action error <= 0.3, replay >= 80% of the action encoder's, or for
-    CLAM of its target IDM's). Writes
+    random latent distance ratio, same-step retrieval, decoded-action error, image sensitivity (frames of another
+    scene) and the paired image swap (frames of the other embodiment), per-term gradient norms and (with --replay)
+    open-loop Kinova replay success, then the gate (ratio <= 0.1, retrieval >= 90%, image sensitivity >= 0.05,
+    decoded-action error <= 0.3, replay >= 80% of the action encoder's, or for CLAM of its target IDM's). Writes
     OUTPUT/diagnostics.json.
     """
     from glam_lerobot.world_model import diagnose as diag

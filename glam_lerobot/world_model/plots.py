@@ -45,7 +45,7 @@ def training_curve(losses_jsonl: Path, out_png: Path, diagnostics_jsonl: Path | 
         ax = axes[0, 1]
         dsteps = [r["step"] for r in diag]
         keys = [
-            k for k in diag[-1] if k.split("/")[-1] in ("distance_ratio", "retrieval", "image_swap", "action_error")
+            k for k in diag[-1] if k.split("/")[-1] in ("distance_ratio", "retrieval", "image_content", "action_error")
         ]
         for k in keys:
             ax.plot(dsteps, [r.get(k, np.nan) for r in diag], marker=".", label=k)
