@@ -221,6 +221,7 @@ def row(label: str, run: Path, what: str, command: str, diag: Path) -> dict:
         "distance_ratio": r["distance_ratio"],
         "retrieval": r["retrieval"],
         "retrieval_chance": r["retrieval_chance"],
+        "image_content": r.get("image_content"),  # absent from reports written before it existed
         "image_swap": r["image_swap"],
         "action_error_umi": r.get("action_error"),
         "action_error_kinova": r.get("action_error_target"),
@@ -254,16 +255,18 @@ def write_results(rows: list[dict], out: Path, steps: int) -> None:
         f"(seeds {PAIRS[1]}-{PAIRS[1] + PAIRS[0] - 1}). Differences of a few points in retrieval or one replay "
         "episode are within one seed's noise: compare rows across seeds.",
         "",
-        "| variant | distance ratio (gate <= 0.1) | same-step retrieval (>= 90%) | image swap (>= 0.05) | decoded-action "
+        "| variant | distance ratio (gate <= 0.1) | same-step retrieval (>= 90%) | image sensitivity, another scene (>= 0.05) | paired "
+        "image swap | decoded-action "
         "error UMI / Kinova / encoder (<= 0.3) | open-loop replay UMI / Kinova / encoder | grad into IDM: align / "
         "largest other | gate |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         n = r["replay_episodes"] or 0
         lines.append(
             f"| {r['variant']} | {fmt(r['distance_ratio'])} | {fmt(r['retrieval'], True)} (chance "
-            f"{fmt(r['retrieval_chance'], True)}) | {fmt(r['image_swap'])} | {fmt(r['action_error_umi'])} / "
+            f"{fmt(r['retrieval_chance'], True)}) | {fmt(r.get('image_content'))} | {fmt(r['image_swap'])} | "
+            f"{fmt(r['action_error_umi'])} / "
             f"{fmt(r['action_error_kinova'])} / {fmt(r['action_error_encoder'])} | {r['replay_umi']}/{n} / "
             f"{r['replay_kinova']}/{n} / {r['replay_encoder']}/{n} | {fmt(r['grad_idm_align'])} / "
             f"{fmt(r['grad_idm_largest_other'])} | {'pass' if r['passed'] else 'FAIL'} |"
@@ -285,14 +288,14 @@ def _plot(rows: list[dict], png: Path) -> None:
     panels = [
         ("distance_ratio", "same-seed / random distance", 0.1, "<="),
         ("retrieval", "same-step retrieval", 0.9, ">="),
-        ("image_swap", "image-swap sensitivity", 0.05, ">="),
+        ("image_content", "image sensitivity (another scene)", 0.05, ">="),
         ("action_error_umi", "decoded UMI action error", 0.3, "<="),
         ("replay_share", "UMI replay / action encoder's replay", 0.8, ">="),
     ]
     for r in rows:
         r.setdefault("replay_share", (r["replay_umi"] or 0) / max(r["replay_encoder"] or 0, 1))
     for ax, (key, title, gate, side) in zip(axes, panels, strict=True):
-        vals = [r[key] or 0 for r in rows]
+        vals = [r.get(key) or 0 for r in rows]
         ax.barh(
             range(len(rows)),
             vals,

@@ -123,12 +123,11 @@ def load_pairs(
 def _other_pair_rows(rows: list[np.ndarray]) -> np.ndarray:
     """For each transition of pair i at step t, the row of pair i + 1 (cyclically) at step t, or its last step if it
     is shorter: the same source and time in another scene."""
-    return np.concatenate(
-        [
-            rows[(i + 1) % len(rows)][np.minimum(np.arange(len(r)), len(rows[(i + 1) % len(rows)]) - 1)]
-            for i, r in enumerate(rows)
-        ]
-    )
+    out = []
+    for i, r in enumerate(rows):
+        other = rows[(i + 1) % len(rows)]
+        out.append(other[np.minimum(np.arange(len(r)), len(other) - 1)])
+    return np.concatenate(out)
 
 
 def _rms(a: np.ndarray, b: np.ndarray) -> float:

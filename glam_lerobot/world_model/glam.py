@@ -55,8 +55,8 @@ benchmarks/results/wm-alignment/. Tried and left off by default, one seed each u
   against the defaults' 0.35-0.38: the gate fails only there, narrowly; policy 215/300 against 197/300
   (+6.0 [-1.4, +13.3]): not a measurable gain yet, so still off by default.
 Still open: the alignment KL's gradient into the IDM remains ~10^4 times the forward model's (the floor does not
-bind before ~1,500 steps), no GLAM setting passes every gate criterion (a CLAM seed does: README), and on RGB the live image path lets the IDM
-read which embodiment it sees (distance ratio 0.06 without the LayerNorm, 0.17 with it); on masks it does not.
+bind before ~1,500 steps), no GLAM setting passes every gate criterion (a CLAM seed does: README), and on RGB
+the live image path lets the IDM read which embodiment it sees (distance ratio 0.06 without the LayerNorm, 0.17 with it); on masks it does not.
 """
 
 from __future__ import annotations
